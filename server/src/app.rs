@@ -1,0 +1,195 @@
+//! Wiring: store, keys, services and the HTTP server, with background maintenance and
+//! graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http::{self, AppState, LoginLimiter};
+use crate::sessions::{SessionPolicy, Sessions};
+use crate::store::{self, Store, StoreError};
+use crate::tokens::{Lifetimes, TokenError, Tokens};
+use crate::users::{Passwords, UserError};
+
+/// How often dead sessions are swept and rotated keys picked up.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot load the signing keys: {0}")]
+    Keys(#[from] TokenError),
+    #[error("cannot prepare password hashing: {0}")]
+    Passwords(#[from] UserError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens the store, loads keys and binds the listener; `addr` port 0 picks a free port.
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let store = store::connect(&config.database_url).await?;
+        Self::build_with_store(config, store).await
+    }
+
+    pub async fn build_with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<Application, StartError> {
+        let lifetimes = Lifetimes {
+            access: config.access_ttl,
+            longest: config
+                .access_ttl
+                .max(config.refresh_ttl)
+                .max(config.session_max_age),
+        };
+        let tokens = Arc::new(
+            Tokens::load(
+                store.clone(),
+                &config.signing,
+                &config.issuer,
+                &config.audience,
+                lifetimes,
+            )
+            .await?,
+        );
+        let passwords = Arc::new(Passwords::new().await?);
+        let policy = SessionPolicy {
+            refresh_ttl: config.refresh_ttl,
+            max_age: config.session_max_age,
+            reuse_grace: config.refresh_reuse_grace,
+            limit: config.session_limit,
+            require_fingerprint: config.require_fingerprint,
+        };
+        let sessions = Arc::new(Sessions::new(
+            store.clone(),
+            tokens.clone(),
+            passwords,
+            policy,
+        ));
+        let login_limiter = config.login_rate.and_then(LoginLimiter::new).map(Arc::new);
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let state = AppState::new(
+            Arc::new(config),
+            store,
+            tokens,
+            sessions,
+            login_limiter,
+            metrics_handle(),
+        );
+        Ok(Application { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.state.config.addr)
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    /// Serves until `shutdown` completes, lets in-flight requests finish, then closes the store.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Application { listener, state } = self;
+        let maintenance = tokio::spawn(maintain(state.clone()));
+        let store = state.store.clone();
+        let app = http::router(state);
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        maintenance.abort();
+        store.close().await;
+        served
+    }
+}
+
+/// Sweeps dead sessions, reloads keys rotated elsewhere, forgets idle rate-limit entries.
+async fn maintain(state: AppState) {
+    let mut interval = tokio::time::interval(MAINTENANCE_INTERVAL);
+    loop {
+        interval.tick().await;
+        match state.sessions.sweep(OffsetDateTime::now_utc()).await {
+            Ok(0) => {}
+            Ok(swept) => tracing::info!(swept, "dead sessions swept"),
+            Err(error) => tracing::warn!(%error, "session sweep failed"),
+        }
+        if let Err(error) = state.tokens.reload().await {
+            tracing::warn!(%error, "key reload failed");
+        }
+        if let Some(limiter) = &state.login_limiter {
+            limiter.forget_idle();
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade has one global recorder).
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new().set_buckets_for_metric(
+                Matcher::Full("http_request_duration_seconds".into()),
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
+            );
+            match builder {
+                Ok(builder) => builder.install_recorder(),
+                Err(error) => Err(error),
+            }
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "metrics recorder not installed");
+                PrometheusBuilder::new().build_recorder().handle()
+            })
+        })
+        .clone()
+}

@@ -1,0 +1,230 @@
+//! The `tollgate` command line.
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{shutdown_signal, Application};
+use crate::config::{self, Config, ConfigError, ServerArgs, SigningArgs, SigningConfig, StoreArgs};
+use crate::store;
+use crate::users::{self, NewUser, Passwords};
+
+const DEFAULT_DATABASE_URL: &str = "sqlite://tollgate.db";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Self-hosted JWT authorization server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API and the web client.
+    Serve(ServerArgs),
+    /// Serve with the demo users (user1, user2, user3; password "password"), added where missing.
+    Demo(ServerArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Create or update the database schema, then exit.
+    Migrate(StoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from a prompt or from standard input.
+    Add(UserAddArgs),
+    /// Set a user's password (prompt or standard input) and sign them out everywhere.
+    Passwd {
+        username: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    pub username: String,
+    #[arg(long, default_value = "")]
+    pub email: String,
+    #[arg(long, default_value = "")]
+    pub first_name: String,
+    #[arg(long, default_value = "")]
+    pub last_name: String,
+    #[arg(long, default_value = "")]
+    pub gender: String,
+    #[arg(long, default_value = "")]
+    pub phone: String,
+    #[arg(long, default_value = "")]
+    pub city: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new current signing key; the old one keeps verifying until its tokens expire.
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        signing: SigningArgs,
+    },
+}
+
+/// A failure that `main` reports: a bad setting (exit code 2) or anything else (exit code 1).
+pub enum Failure {
+    Setting(ConfigError),
+    Other(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        let error = error.into();
+        match error.downcast::<ConfigError>() {
+            Ok(setting) => Failure::Setting(setting),
+            Err(other) => Failure::Other(other),
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve(args) => serve(Config::from_args(&args, DEFAULT_DATABASE_URL)?, false).await,
+        Command::Demo(args) => {
+            let fresh =
+                std::env::temp_dir().join(format!("tollgate-demo-{}.db", uuid::Uuid::new_v4()));
+            let default = format!("sqlite://{}", fresh.display());
+            serve(Config::from_args(&args, &default)?, true).await
+        }
+        Command::Migrate(args) => {
+            let url = config::database_url(&args, DEFAULT_DATABASE_URL)?;
+            store::connect(&url)
+                .await
+                .context("migration failed")?
+                .close()
+                .await;
+            println!("database schema is up to date");
+            Ok(())
+        }
+        Command::User(UserCommand::Add(args)) => {
+            let store = open_store(&args.store).await?;
+            let passwords = Passwords::new().await?;
+            let password = read_password()?;
+            let new = NewUser {
+                username: args.username,
+                email: args.email,
+                first_name: args.first_name,
+                last_name: args.last_name,
+                gender: args.gender,
+                phone: args.phone,
+                city: args.city,
+            };
+            let user = users::create_user(store.as_ref(), &passwords, new, password).await;
+            store.close().await;
+            let user = user?;
+            println!("added user {} ({})", user.username, user.id);
+            Ok(())
+        }
+        Command::User(UserCommand::Passwd {
+            username,
+            store: args,
+        }) => {
+            let store = open_store(&args).await?;
+            let passwords = Passwords::new().await?;
+            let password = read_password()?;
+            let changed =
+                users::change_password(store.as_ref(), &passwords, &username, password).await;
+            store.close().await;
+            if !changed? {
+                return Err(anyhow::anyhow!("no user named {username:?}").into());
+            }
+            println!("password changed; every session of {username} is revoked");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate {
+            store: args,
+            signing,
+        }) => {
+            let signing = SigningConfig::from_args(&signing)?;
+            if signing.secret.is_some() {
+                return Err(anyhow::anyhow!(
+                    "HS256 has no stored keys: change TOLLGATE_JWT_SECRET to rotate"
+                )
+                .into());
+            }
+            let store = open_store(&args).await?;
+            let kid = crate::tokens::rotate_key(store.as_ref(), signing.algorithm).await;
+            store.close().await;
+            println!(
+                "new current key {}; running instances pick it up within a minute",
+                kid?
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn open_store(args: &StoreArgs) -> Result<std::sync::Arc<dyn store::Store>, Failure> {
+    let url = config::database_url(args, DEFAULT_DATABASE_URL)?;
+    Ok(store::connect(&url)
+        .await
+        .context("cannot open the store")?)
+}
+
+async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
+    tracing::info!(database = %redact_url(&config.database_url), alg = ?config.signing.algorithm, "starting");
+    let app = Application::build(config).await?;
+    if demo {
+        let passwords = Passwords::new().await?;
+        let added = users::seed_demo(app.store().as_ref(), &passwords).await?;
+        tracing::info!(
+            added,
+            "demo users user1, user2, user3 (password \"password\") ready"
+        );
+    }
+    tracing::info!("listening on http://{}", app.local_addr());
+    app.run_until(shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A database URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://[REDACTED]{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// From a prompt when standard input is a terminal, else its first line.
+fn read_password() -> anyhow::Result<String> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        if rpassword::prompt_password("Again: ")? != first {
+            bail!("the passwords differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.is_empty() {
+        bail!("the password must not be empty");
+    }
+    Ok(password)
+}

@@ -1,0 +1,137 @@
+//! What a signed-in caller may read and do with their own account.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::{ApiError, Problem};
+use super::extract::AuthUser;
+use super::AppState;
+use crate::store::{Job, Session, User};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/current-user", get(current_user))
+        .route("/api/job-list", get(job_list))
+        .route(
+            "/api/sessions",
+            get(list_sessions).delete(revoke_all_sessions),
+        )
+        .route("/api/sessions/{id}", delete(revoke_session))
+}
+
+/// One signed-in device of the caller.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    last_used_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: OffsetDateTime,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    /// True for the session whose access token made the call.
+    current: bool,
+}
+
+impl SessionView {
+    fn new(session: Session, current_sid: Uuid) -> Self {
+        SessionView {
+            current: session.id == current_sid,
+            id: session.id,
+            created_at: session.created_at,
+            last_used_at: session.last_used_at,
+            expires_at: session.expires_at,
+            user_agent: session.user_agent,
+            ip: session.ip,
+        }
+    }
+}
+
+/// The caller's profile.
+#[utoipa::path(get, path = "/api/current-user", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = Problem)))]
+pub async fn current_user(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+) -> Result<Json<User>, ApiError> {
+    let user = state.store.find_user(claims.sub).await?;
+    // A deleted user's token is as good as no token.
+    user.map(Json)
+        .ok_or(ApiError::Unauthorized { token_sent: true })
+}
+
+/// The caller's jobs, newest first.
+#[utoipa::path(get, path = "/api/job-list", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = [Job]), (status = 401, body = Problem)))]
+pub async fn job_list(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+) -> Result<Json<Vec<Job>>, ApiError> {
+    Ok(Json(state.store.jobs_of(claims.sub).await?))
+}
+
+/// The caller's live sessions, newest first.
+#[utoipa::path(get, path = "/api/sessions", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = [SessionView]), (status = 401, body = Problem)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    let sessions = state
+        .sessions
+        .list(claims.sub, OffsetDateTime::now_utc())
+        .await?;
+    Ok(Json(
+        sessions
+            .into_iter()
+            .map(|s| SessionView::new(s, claims.sid))
+            .collect(),
+    ))
+}
+
+/// Signs one of the caller's devices out.
+#[utoipa::path(delete, path = "/api/sessions/{id}", tag = "account", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    if state
+        .sessions
+        .revoke(claims.sub, id, OffsetDateTime::now_utc())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// Signs the caller out everywhere.
+#[utoipa::path(delete, path = "/api/sessions", tag = "account", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem)))]
+pub async fn revoke_all_sessions(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+) -> Result<StatusCode, ApiError> {
+    state
+        .sessions
+        .revoke_all(claims.sub, OffsetDateTime::now_utc())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

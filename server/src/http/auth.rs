@@ -1,0 +1,271 @@
+//! Sign-in, refresh and sign-out, with the refresh token in the body or in a cookie.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, USER_AGENT};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, Problem};
+use super::extract::{ApiJson, OptionalJson};
+use super::AppState;
+use crate::sessions::{AuthError, Device, RefreshKind, TokenPair};
+use crate::store::User;
+
+pub const REFRESH_COOKIE: &str = "tollgate_refresh";
+const MAX_USERNAME_BYTES: usize = 256;
+const MAX_FINGERPRINT_BYTES: usize = 512;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/login", post(login))
+        .route("/api/refresh-token", post(refresh))
+        .route("/api/logout", post(logout))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+    fingerprint: Option<String>,
+    /// Send the refresh token as the `tollgate_refresh` cookie instead of in the body.
+    #[serde(default)]
+    use_cookie: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    user: User,
+    #[serde(flatten)]
+    tokens: TokenResponse,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    access_token: String,
+    /// Absent when the refresh token travels in the cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    expires_in: u64,
+    token_type: &'static str,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshRequest {
+    refresh_token: Option<String>,
+    fingerprint: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutRequest {
+    refresh_token: Option<String>,
+}
+
+/// Sign in with a username and password.
+#[utoipa::path(post, path = "/api/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = LoginResponse),
+        (status = 400, description = "Wrong credentials or malformed body", body = Problem),
+        (status = 429, description = "Too many attempts", body = Problem),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    if request.username.is_empty() || request.username.len() > MAX_USERNAME_BYTES {
+        return Err(ApiError::BadRequest(
+            "The username must have 1 to 256 bytes.".into(),
+        ));
+    }
+    let fingerprint = request
+        .fingerprint
+        .filter(|fingerprint| !fingerprint.is_empty());
+    if fingerprint
+        .as_ref()
+        .is_some_and(|f| f.len() > MAX_FINGERPRINT_BYTES)
+    {
+        return Err(ApiError::BadRequest(
+            "The fingerprint is longer than 512 bytes.".into(),
+        ));
+    }
+    if let Some(limiter) = &state.login_limiter {
+        limiter
+            .check(peer.ip(), &request.username)
+            .map_err(|wait| {
+                metrics::counter!("tollgate_logins_total", "outcome" => "rate_limited")
+                    .increment(1);
+                ApiError::RateLimited {
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                }
+            })?;
+    }
+    let device = Device {
+        fingerprint,
+        user_agent: headers
+            .get(USER_AGENT)
+            .and_then(|ua| ua.to_str().ok())
+            .map(str::to_owned),
+        ip: Some(peer.ip().to_string()),
+    };
+    let now = OffsetDateTime::now_utc();
+    let result = state
+        .sessions
+        .login(&request.username, request.password, device, now)
+        .await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(AuthError::InvalidCredentials) => "failed",
+        Err(_) => "error",
+    };
+    metrics::counter!("tollgate_logins_total", "outcome" => outcome).increment(1);
+    let (user, pair) = result?;
+    let (tokens, cookie) = token_response(pair, request.use_cookie, now);
+    Ok(with_tokens(Json(LoginResponse { user, tokens }), cookie))
+}
+
+/// Exchange a refresh token (body or cookie) for a new pair; the old token stops working.
+#[utoipa::path(post, path = "/api/refresh-token", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 403, description = "Refresh refused; sign in again", body = Problem),
+    ))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<OptionalJson<RefreshRequest>, ApiError>,
+) -> Result<Response, ApiError> {
+    let failed =
+        || metrics::counter!("tollgate_refreshes_total", "outcome" => "failed").increment(1);
+    let request = match body {
+        Ok(OptionalJson(request)) => request.unwrap_or_default(),
+        Err(ApiError::BadRequest(_)) => {
+            failed();
+            return Err(ApiError::RefreshRefused);
+        }
+        Err(other) => return Err(other),
+    };
+    let (token, from_cookie) = match request.refresh_token {
+        Some(token) => (token, false),
+        None => match cookie(&headers, REFRESH_COOKIE) {
+            Some(token) => (token.to_owned(), true),
+            None => {
+                failed();
+                return Err(ApiError::RefreshRefused);
+            }
+        },
+    };
+    let now = OffsetDateTime::now_utc();
+    let result = state
+        .sessions
+        .refresh(&token, request.fingerprint.as_deref(), now)
+        .await;
+    let outcome = match &result {
+        Ok((_, RefreshKind::Rotated)) => "ok",
+        Ok((_, RefreshKind::Grace)) => "grace",
+        Err(AuthError::RefreshDenied(crate::sessions::DenyReason::Reused)) => "reused",
+        Err(_) => "failed",
+    };
+    metrics::counter!("tollgate_refreshes_total", "outcome" => outcome).increment(1);
+    match result {
+        Ok((pair, _)) => {
+            let (tokens, cookie) = token_response(pair, from_cookie, now);
+            Ok(with_tokens(Json(tokens), cookie))
+        }
+        Err(error) if from_cookie => {
+            let mut response = ApiError::from(error).into_response();
+            response.headers_mut().insert(SET_COOKIE, clear_cookie());
+            Ok(response)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Sign out this device: revokes the session of the refresh token (body or cookie).
+#[utoipa::path(post, path = "/api/logout", tag = "auth", request_body = LogoutRequest,
+    responses(
+        (status = 204, description = "Signed out (also for an unknown token)"),
+        (status = 400, description = "Malformed body", body = Problem),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OptionalJson(request): OptionalJson<LogoutRequest>,
+) -> Result<Response, ApiError> {
+    let token = request
+        .and_then(|request| request.refresh_token)
+        .or_else(|| cookie(&headers, REFRESH_COOKIE).map(str::to_owned));
+    if let Some(token) = token {
+        state
+            .sessions
+            .logout(&token, OffsetDateTime::now_utc())
+            .await?;
+    }
+    Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, clear_cookie())]).into_response())
+}
+
+fn token_response(
+    pair: TokenPair,
+    use_cookie: bool,
+    now: OffsetDateTime,
+) -> (TokenResponse, Option<HeaderValue>) {
+    let cookie = use_cookie.then(|| {
+        let max_age = (pair.refresh_expires_at - now).whole_seconds().max(0);
+        refresh_cookie(&pair.refresh_token, max_age)
+    });
+    let response = TokenResponse {
+        access_token: pair.access_token,
+        refresh_token: (!use_cookie).then_some(pair.refresh_token),
+        expires_in: pair.expires_in,
+        token_type: "Bearer",
+    };
+    (response, cookie.flatten())
+}
+
+/// Token-bearing responses must never be cached.
+fn with_tokens(body: impl IntoResponse, cookie: Option<HeaderValue>) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(cookie) = cookie {
+        headers.insert(SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn refresh_cookie(token: &str, max_age: i64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{REFRESH_COOKIE}={token}; HttpOnly; Secure; SameSite=Strict; Path=/api; Max-Age={max_age}"
+    ))
+    .ok()
+}
+
+fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static(
+        "tollgate_refresh=; HttpOnly; Secure; SameSite=Strict; Path=/api; Max-Age=0",
+    )
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, value)| *key == name && !value.is_empty())
+        .map(|(_, value)| value)
+}

@@ -1,0 +1,182 @@
+//! Every failure becomes RFC 9457 problem+json here, and only here. Internal detail is
+//! logged once and never sent.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::sessions::AuthError;
+use crate::store::StoreError;
+use crate::tokens::TokenError;
+use crate::users::UserError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unauthorized")]
+    Unauthorized { token_sent: bool },
+    #[error("refresh refused")]
+    RefreshRefused,
+    #[error("not found")]
+    NotFound,
+    #[error("too many sign-in attempts")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("request timed out")]
+    Timeout,
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::InvalidCredentials => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::RefreshRefused => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the client is told: never internal detail.
+    fn detail(&self) -> String {
+        match self {
+            ApiError::BadRequest(detail) | ApiError::UnsupportedMediaType(detail) => detail.clone(),
+            ApiError::InvalidCredentials => "Wrong username or password.".into(),
+            ApiError::PayloadTooLarge => "The request body is too large.".into(),
+            ApiError::Unauthorized { token_sent: true } => {
+                "The access token is invalid or has expired.".into()
+            }
+            ApiError::Unauthorized { token_sent: false } => "An access token is required.".into(),
+            ApiError::RefreshRefused => {
+                "The refresh token is invalid, expired or revoked. Please sign in again.".into()
+            }
+            ApiError::NotFound => "Nothing here.".into(),
+            ApiError::RateLimited { retry_after_secs } => {
+                format!("Too many sign-in attempts. Try again in {retry_after_secs} s.")
+            }
+            ApiError::Timeout => "The request took too long.".into(),
+            ApiError::Unavailable(_) => "The service is temporarily unavailable.".into(),
+            ApiError::Internal(_) => "Something went wrong on our side.".into(),
+        }
+    }
+}
+
+pub fn problem(status: StatusCode, detail: String) -> Response {
+    let body = Problem {
+        kind: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("Error").into(),
+        status: status.as_u16(),
+        detail,
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(error = %detail, "request failed"),
+            ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "store unavailable"),
+            _ => {}
+        }
+        let mut response = problem(self.status(), self.detail());
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unauthorized { token_sent } => {
+                let challenge = if token_sent {
+                    r#"Bearer error="invalid_token""#
+                } else {
+                    "Bearer"
+                };
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => ApiError::Unavailable(error.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::InvalidCredentials => ApiError::InvalidCredentials,
+            AuthError::FingerprintRequired => {
+                ApiError::BadRequest("A device fingerprint is required.".into())
+            }
+            AuthError::RefreshDenied(reason) => {
+                tracing::info!(%reason, "refresh refused");
+                ApiError::RefreshRefused
+            }
+            AuthError::Store(error) => error.into(),
+            AuthError::User(UserError::Store(error)) => error.into(),
+            AuthError::User(error) => ApiError::Internal(error.to_string()),
+            AuthError::Token(TokenError::Store(error)) => error.into(),
+            AuthError::Token(error) => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+                "Expected a body with Content-Type: application/json.".into(),
+            ),
+            JsonRejection::BytesRejection(_) => ApiError::PayloadTooLarge,
+            JsonRejection::JsonDataError(error) => ApiError::BadRequest(format!(
+                "The JSON body does not have the expected fields: {}",
+                error.body_text()
+            )),
+            JsonRejection::JsonSyntaxError(_) => {
+                ApiError::BadRequest("The body is not valid JSON.".into())
+            }
+            _ => ApiError::BadRequest("The body could not be read.".into()),
+        }
+    }
+}

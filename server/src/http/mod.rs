@@ -1,0 +1,137 @@
+//! The HTTP face of Tollgate: routes, middleware and the single-page app.
+
+mod account;
+mod auth;
+mod error;
+mod extract;
+mod login_limit;
+mod system;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, Method};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::{BoxError, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower::ServiceBuilder;
+use tower::ServiceExt;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use login_limit::LoginLimiter;
+
+use crate::config::Config;
+use crate::sessions::Sessions;
+use crate::store::Store;
+use crate::tokens::Tokens;
+
+/// Bodies are small JSON documents; anything larger is refused with 413.
+const BODY_LIMIT: usize = 16 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub tokens: Arc<Tokens>,
+    pub sessions: Arc<Sessions>,
+    pub login_limiter: Option<Arc<LoginLimiter>>,
+    pub metrics: PrometheusHandle,
+    /// The built client, when there is one.
+    spa: Option<ServeDir<ServeFile>>,
+}
+
+impl AppState {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        tokens: Arc<Tokens>,
+        sessions: Arc<Sessions>,
+        login_limiter: Option<Arc<LoginLimiter>>,
+        metrics: PrometheusHandle,
+    ) -> Self {
+        let index = config.web_dir.join("index.html");
+        let spa = index
+            .is_file()
+            .then(|| ServeDir::new(&config.web_dir).fallback(ServeFile::new(index)));
+        AppState {
+            config,
+            store,
+            tokens,
+            sessions,
+            login_limiter,
+            metrics,
+            spa,
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(state.config.cors_origins.clone()))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600));
+    Router::new()
+        .merge(auth::router())
+        .merge(account::router())
+        .merge(system::router())
+        .fallback(spa_or_not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: BoxError| async {
+                    ApiError::Timeout
+                }))
+                .timeout(REQUEST_TIMEOUT),
+        )
+        .layer(cors)
+        .layer(middleware::from_fn(record_metrics))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Client routes get the app's `index.html`; unknown API paths a 404 problem.
+async fn spa_or_not_found(State(state): State<AppState>, request: Request) -> Response {
+    let path = request.uri().path();
+    let is_api = path == "/api" || path.starts_with("/api/");
+    let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
+    if is_api || !is_read {
+        return ApiError::NotFound.into_response();
+    }
+    match state.spa {
+        Some(spa) => match spa.oneshot(request).await {
+            Ok(response) => response.into_response(),
+            Err(never) => match never {},
+        },
+        None => Html(PLACEHOLDER_PAGE).into_response(),
+    }
+}
+
+const PLACEHOLDER_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Tollgate</title>\
+<h1>Tollgate</h1><p>The API is at <code>/api</code>; its description at \
+<a href=/api/openapi.json>/api/openapi.json</a>. The web client has not been built.</p>";
+
+/// Requests by route and status, with latency.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "fallback".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

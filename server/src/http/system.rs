@@ -1,0 +1,87 @@
+//! Health, metrics, public keys and the API description.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use time::OffsetDateTime;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::error::{problem, Problem};
+use super::{account, auth, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/api/openapi.json", get(openapi))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tollgate", description = "JWT authorization: access tokens and rotating refresh tokens."),
+    paths(
+        auth::login, auth::refresh, auth::logout,
+        account::current_user, account::job_list, account::list_sessions,
+        account::revoke_session, account::revoke_all_sessions,
+        healthz, jwks,
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.bearer_format = Some("JWT".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+    }
+}
+
+/// 200 once the store answers, 503 otherwise.
+#[utoipa::path(get, path = "/healthz", tag = "system",
+    responses((status = 200), (status = 503, body = Problem)))]
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        _ => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The store does not answer.".into(),
+        ),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    if let Ok(live) = state
+        .store
+        .count_live_sessions(OffsetDateTime::now_utc())
+        .await
+    {
+        metrics::gauge!("tollgate_live_sessions").set(live as f64);
+    }
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The public keys that verify access tokens.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "system", responses((status = 200)))]
+pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.tokens.jwks())
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,319 @@
+//! Sign-in, refresh rotation with reuse detection, and sign-out (DESIGN §4).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::store::{Session, SessionLimit, Store, StoreError, User};
+use crate::tokens::{TokenError, Tokens};
+use crate::users::{Passwords, UserError, MAX_PASSWORD_BYTES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("a device fingerprint is required")]
+    FingerprintRequired,
+    #[error("refresh refused: {0}")]
+    RefreshDenied(DenyReason),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    User(#[from] UserError),
+}
+
+/// Why a refresh was refused; the client only ever sees 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    InvalidToken,
+    UnknownSession,
+    SessionEnded,
+    FingerprintMismatch,
+    Reused,
+}
+
+impl std::fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DenyReason::InvalidToken => "invalid token",
+            DenyReason::UnknownSession => "unknown session",
+            DenyReason::SessionEnded => "session revoked or expired",
+            DenyReason::FingerprintMismatch => "fingerprint mismatch",
+            DenyReason::Reused => "refresh token reused; session revoked",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+    pub refresh_expires_at: OffsetDateTime,
+}
+
+/// How a successful refresh came about, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshKind {
+    Rotated,
+    /// The previous generation within the grace window: a fresh pair, no rotation.
+    Grace,
+}
+
+/// Where a sign-in comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Device {
+    pub fingerprint: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    pub refresh_ttl: Duration,
+    pub max_age: Duration,
+    pub reuse_grace: Duration,
+    pub limit: SessionLimit,
+    pub require_fingerprint: bool,
+}
+
+pub struct Sessions {
+    store: Arc<dyn Store>,
+    tokens: Arc<Tokens>,
+    passwords: Arc<Passwords>,
+    policy: SessionPolicy,
+}
+
+impl Sessions {
+    pub fn new(
+        store: Arc<dyn Store>,
+        tokens: Arc<Tokens>,
+        passwords: Arc<Passwords>,
+        policy: SessionPolicy,
+    ) -> Self {
+        Sessions {
+            store,
+            tokens,
+            passwords,
+            policy,
+        }
+    }
+
+    pub async fn login(
+        &self,
+        username: &str,
+        password: String,
+        device: Device,
+        now: OffsetDateTime,
+    ) -> Result<(User, TokenPair), AuthError> {
+        if self.policy.require_fingerprint && device.fingerprint.is_none() {
+            return Err(AuthError::FingerprintRequired);
+        }
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let found = self.store.find_user_by_username(username).await?;
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), Some(hash)),
+            None => (None, None),
+        };
+        let verified = self.passwords.verify(password, hash).await?;
+        let user = match user {
+            Some(user) if verified => user,
+            _ => return Err(AuthError::InvalidCredentials),
+        };
+        let session = Session {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            generation: 0,
+            rotated_at: None,
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + self.policy.refresh_ttl.min(self.policy.max_age),
+            revoked_at: None,
+            fingerprint_hash: device.fingerprint.as_deref().map(fingerprint_hash),
+            user_agent: device.user_agent.map(|ua| truncate(ua, 512)),
+            ip: device.ip,
+        };
+        let evicted = self
+            .store
+            .create_session(&session, self.policy.limit, now)
+            .await?;
+        if evicted > 0 {
+            tracing::info!(user = %user.id, evicted, "session limit reached; older sessions revoked");
+        }
+        let pair = self.issue_pair(&user, &session, now)?;
+        Ok((user, pair))
+    }
+
+    /// Verifies a refresh token and rotates its session (DESIGN §4, steps 1–6).
+    pub async fn refresh(
+        &self,
+        token: &str,
+        fingerprint: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(TokenPair, RefreshKind), AuthError> {
+        let deny = |reason| AuthError::RefreshDenied(reason);
+        let claims = self
+            .tokens
+            .verify_refresh(token)
+            .map_err(|_| deny(DenyReason::InvalidToken))?;
+        // One retry: losing the compare-and-swap means a concurrent refresh just rotated.
+        for _ in 0..2 {
+            let session = self
+                .store
+                .find_session(claims.sid)
+                .await?
+                .filter(|session| session.user_id == claims.sub)
+                .ok_or(deny(DenyReason::UnknownSession))?;
+            if !session.is_live(now) {
+                return Err(deny(DenyReason::SessionEnded));
+            }
+            if let Some(expected) = &session.fingerprint_hash {
+                let given = fingerprint.map(fingerprint_hash).unwrap_or_default();
+                if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+                    return Err(deny(DenyReason::FingerprintMismatch));
+                }
+            }
+            if claims.gen == session.generation {
+                let expires_at = self.next_expiry(&session, now);
+                if self
+                    .store
+                    .rotate_session(session.id, session.generation, now, expires_at)
+                    .await?
+                {
+                    let rotated = Session {
+                        generation: session.generation + 1,
+                        expires_at,
+                        ..session
+                    };
+                    return Ok((
+                        self.issue_pair_for(&rotated, claims.sub, now).await?,
+                        RefreshKind::Rotated,
+                    ));
+                }
+                continue;
+            }
+            let within_grace = session
+                .rotated_at
+                .is_some_and(|rotated_at| now - rotated_at < self.policy.reuse_grace);
+            if claims.gen + 1 == session.generation && within_grace {
+                return Ok((
+                    self.issue_pair_for(&session, claims.sub, now).await?,
+                    RefreshKind::Grace,
+                ));
+            }
+            self.store.revoke_session(session.id, None, now).await?;
+            tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reused; session revoked");
+            return Err(deny(DenyReason::Reused));
+        }
+        Err(deny(DenyReason::SessionEnded))
+    }
+
+    /// Revokes the session named by a refresh token. Unknown or invalid tokens change nothing.
+    pub async fn logout(&self, token: &str, now: OffsetDateTime) -> Result<(), AuthError> {
+        if let Ok(claims) = self.tokens.verify_refresh(token) {
+            self.store
+                .revoke_session(claims.sid, Some(claims.sub), now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn list(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, AuthError> {
+        Ok(self.store.live_sessions_of(user_id, now).await?)
+    }
+
+    /// Revokes one of the user's sessions; false if it is not theirs or not live.
+    pub async fn revoke(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<bool, AuthError> {
+        Ok(self
+            .store
+            .revoke_session(session_id, Some(user_id), now)
+            .await?)
+    }
+
+    pub async fn revoke_all(&self, user_id: Uuid, now: OffsetDateTime) -> Result<u64, AuthError> {
+        Ok(self.store.revoke_sessions_of(user_id, now).await?)
+    }
+
+    /// Deletes expired and revoked sessions.
+    pub async fn sweep(&self, now: OffsetDateTime) -> Result<u64, AuthError> {
+        Ok(self.store.delete_dead_sessions(now).await?)
+    }
+
+    /// Idle expiry from now, never past the absolute expiry from login.
+    fn next_expiry(&self, session: &Session, now: OffsetDateTime) -> OffsetDateTime {
+        (now + self.policy.refresh_ttl).min(session.created_at + self.policy.max_age)
+    }
+
+    async fn issue_pair_for(
+        &self,
+        session: &Session,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<TokenPair, AuthError> {
+        let user = self
+            .store
+            .find_user(user_id)
+            .await?
+            .ok_or(AuthError::RefreshDenied(DenyReason::UnknownSession))?;
+        self.issue_pair(&user, session, now)
+    }
+
+    fn issue_pair(
+        &self,
+        user: &User,
+        session: &Session,
+        now: OffsetDateTime,
+    ) -> Result<TokenPair, AuthError> {
+        let (access_token, access_expires) = self.tokens.issue_access(user, session.id, now)?;
+        let refresh_token = self.tokens.issue_refresh(
+            user.id,
+            session.id,
+            session.generation,
+            now,
+            session.expires_at,
+        )?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            expires_in: (access_expires - now).whole_seconds().max(0) as u64,
+            refresh_expires_at: session.expires_at,
+        })
+    }
+}
+
+/// Only a hash of the fingerprint is stored.
+fn fingerprint_hash(fingerprint: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, fingerprint.as_bytes());
+    digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}

@@ -1,0 +1,200 @@
+//! Persistence. The store keeps users, jobs, sessions and signing keys; it knows nothing of
+//! JWTs or HTTP. Timestamps cross this boundary as `OffsetDateTime` and are kept as Unix seconds.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a record with the same key already exists")]
+    Conflict,
+    #[error("the database cannot be reached: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(error),
+            _ => StoreError::Database(error),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A person who can sign in. Never carries the password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub gender: String,
+    pub phone: String,
+    pub city: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Job {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub company_name: String,
+    pub title: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub first_date: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_date: OffsetDateTime,
+    pub skills: String,
+    pub department: String,
+    pub ein: String,
+}
+
+/// One signed-in device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub generation: i64,
+    pub rotated_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub fingerprint_hash: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl Session {
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// What happens to a user's live sessions when a new login would exceed the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionLimitPolicy {
+    RevokeAll,
+    EvictOldest,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimit {
+    pub max_sessions: u32,
+    pub policy: SessionLimitPolicy,
+}
+
+/// A signing key as stored: the private half in PKCS#8/PKCS#1 DER, the public half as a JWK.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub private_der: Vec<u8>,
+    pub public_jwk: String,
+    pub created_at: OffsetDateTime,
+    pub retired_at: Option<OffsetDateTime>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers once the database does.
+    async fn ping(&self) -> StoreResult<()>;
+    async fn close(&self);
+
+    async fn insert_user(&self, user: &User, password_hash: &str) -> StoreResult<()>;
+    /// The user and their password hash.
+    async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<(User, String)>>;
+    async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>>;
+    /// Sets a new password hash and revokes every session of the user in one transaction.
+    async fn set_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    async fn insert_job(&self, job: &Job) -> StoreResult<()>;
+    async fn jobs_of(&self, user_id: Uuid) -> StoreResult<Vec<Job>>;
+
+    /// Inserts `session`, first applying `limit` to the user's live sessions, atomically.
+    /// Returns how many sessions the limit revoked.
+    async fn create_session(
+        &self,
+        session: &Session,
+        limit: SessionLimit,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
+    async fn find_session(&self, id: Uuid) -> StoreResult<Option<Session>>;
+    /// Compare-and-swap: moves the session from `generation` to `generation + 1`.
+    /// False when another request got there first (or the session is no longer live).
+    async fn rotate_session(
+        &self,
+        id: Uuid,
+        generation: i64,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    async fn touch_session(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<()>;
+    /// Revokes one session; with `owner`, only if it belongs to that user. True if it was live.
+    async fn revoke_session(
+        &self,
+        id: Uuid,
+        owner: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    async fn revoke_sessions_of(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Live sessions of the user, most recently created first.
+    async fn live_sessions_of(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Session>>;
+    async fn count_live_sessions(&self, now: OffsetDateTime) -> StoreResult<i64>;
+    /// Deletes sessions that expired or were revoked before `cutoff`.
+    async fn delete_dead_sessions(&self, cutoff: OffsetDateTime) -> StoreResult<u64>;
+
+    /// Inserts `key` as the current key of its algorithm unless one already exists.
+    async fn insert_key_if_none(&self, key: &StoredKey) -> StoreResult<()>;
+    /// Retires the current key of `key.alg` and makes `key` current, atomically.
+    async fn rotate_key(&self, key: &StoredKey, now: OffsetDateTime) -> StoreResult<()>;
+    /// Every key of `alg`, the current one (no `retired_at`) included.
+    async fn keys(&self, alg: &str) -> StoreResult<Vec<StoredKey>>;
+}
+
+pub(crate) fn to_unix(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+pub(crate) fn from_unix(seconds: i64) -> StoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|_| StoreError::Corrupt(format!("timestamp {seconds} out of range")))
+}
+
+pub(crate) fn parse_uuid(text: &str) -> StoreResult<Uuid> {
+    Uuid::parse_str(text).map_err(|_| StoreError::Corrupt(format!("bad uuid {text:?}")))
+}
+
+/// Opens the store named by `url`: `sqlite://…` or `postgres://…`.
+pub async fn connect(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+    Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+}

@@ -1,0 +1,436 @@
+//! JWT issue and verification (DESIGN §3). Signing keys live in the store so that every
+//! instance and every restart signs and verifies with the same ones.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::rand::SystemRandom;
+use ring::signature::{self, KeyPair};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::config::SigningConfig;
+use crate::store::{Store, StoreError, StoredKey, User};
+
+pub const ACCESS_TYP: &str = "at+jwt";
+pub const REFRESH_TYP: &str = "rt+jwt";
+/// Longer tokens are refused before any parsing.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The token is not acceptable; the reason is for logs and metrics only.
+    #[error("token rejected: {0}")]
+    Rejected(&'static str),
+    #[error("signing failed: {0}")]
+    Signing(#[source] jsonwebtoken::errors::Error),
+    #[error("key generation failed: {0}")]
+    KeyGeneration(String),
+    #[error("stored key {kid} is unusable: {reason}")]
+    BadStoredKey { kid: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenUser {
+    pub id: Uuid,
+    pub email: String,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+    pub user: TokenUser,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub gen: i64,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub access: Duration,
+    /// How long a retired key keeps verifying: the longest token lifetime.
+    pub longest: Duration,
+}
+
+/// The keys in force: one to sign with, every still-valid one to verify with.
+struct KeySet {
+    kid: String,
+    signing: EncodingKey,
+    verifying: HashMap<String, DecodingKey>,
+    jwks: serde_json::Value,
+}
+
+pub struct Tokens {
+    algorithm: Algorithm,
+    issuer: String,
+    audience: String,
+    lifetimes: Lifetimes,
+    validation: Validation,
+    keys: RwLock<Arc<KeySet>>,
+    store: Arc<dyn Store>,
+    hmac_secret: Option<Vec<u8>>,
+}
+
+impl Tokens {
+    /// Loads the signing keys, creating the first one if the store has none.
+    pub async fn load(
+        store: Arc<dyn Store>,
+        signing: &SigningConfig,
+        issuer: &str,
+        audience: &str,
+        lifetimes: Lifetimes,
+    ) -> Result<Tokens, TokenError> {
+        let mut validation = Validation::new(signing.algorithm);
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let hmac_secret = signing
+            .secret
+            .as_ref()
+            .map(|secret| secret.expose().to_vec());
+        let keys = match &hmac_secret {
+            Some(secret) => hmac_key_set(secret),
+            None => {
+                ensure_current_key(store.as_ref(), signing.algorithm).await?;
+                asymmetric_key_set(store.as_ref(), signing.algorithm, lifetimes.longest).await?
+            }
+        };
+        Ok(Tokens {
+            algorithm: signing.algorithm,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            lifetimes,
+            validation,
+            keys: RwLock::new(Arc::new(keys)),
+            store,
+            hmac_secret,
+        })
+    }
+
+    /// Picks up keys rotated by another instance or by `tollgate keys rotate`.
+    pub async fn reload(&self) -> Result<(), TokenError> {
+        if self.hmac_secret.is_some() {
+            return Ok(());
+        }
+        let keys =
+            asymmetric_key_set(self.store.as_ref(), self.algorithm, self.lifetimes.longest).await?;
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<KeySet> {
+        self.keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        self.lifetimes.access
+    }
+
+    /// An access token for `user` in session `sid`, and its expiry.
+    pub fn issue_access(
+        &self,
+        user: &User,
+        sid: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<(String, OffsetDateTime), TokenError> {
+        let expires_at = now + self.lifetimes.access;
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user.id,
+            sid,
+            iat: now.unix_timestamp(),
+            exp: expires_at.unix_timestamp(),
+            jti: Uuid::new_v4(),
+            user: TokenUser {
+                id: user.id,
+                email: user.email.clone(),
+                username: user.username.clone(),
+            },
+        };
+        Ok((self.sign(ACCESS_TYP, &claims)?, expires_at))
+    }
+
+    /// A refresh token for generation `gen` of session `sid`, valid until `expires_at`.
+    pub fn issue_refresh(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        gen: i64,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<String, TokenError> {
+        let claims = RefreshClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id,
+            sid,
+            gen,
+            iat: now.unix_timestamp(),
+            exp: expires_at.unix_timestamp(),
+            jti: Uuid::new_v4(),
+        };
+        self.sign(REFRESH_TYP, &claims)
+    }
+
+    fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, TokenError> {
+        let keys = self.current();
+        let mut header = Header::new(self.algorithm);
+        header.typ = Some(typ.to_owned());
+        header.kid = Some(keys.kid.clone());
+        jsonwebtoken::encode(&header, claims, &keys.signing).map_err(TokenError::Signing)
+    }
+
+    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        self.verify(token, ACCESS_TYP)
+    }
+
+    pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
+        self.verify(token, REFRESH_TYP)
+    }
+
+    fn verify<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Result<T, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Rejected("oversized token"));
+        }
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| TokenError::Rejected("bad header"))?;
+        if header.alg != self.algorithm {
+            return Err(TokenError::Rejected("unexpected algorithm"));
+        }
+        if header.typ.as_deref() != Some(typ) {
+            return Err(TokenError::Rejected("wrong token type"));
+        }
+        if header.jwk.is_some()
+            || header.jku.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+        {
+            return Err(TokenError::Rejected("header-supplied key"));
+        }
+        let kid = header.kid.ok_or(TokenError::Rejected("no key id"))?;
+        let keys = self.current();
+        let key = keys
+            .verifying
+            .get(&kid)
+            .ok_or(TokenError::Rejected("unknown key id"))?;
+        jsonwebtoken::decode::<T>(token, key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|error| {
+                use jsonwebtoken::errors::ErrorKind;
+                TokenError::Rejected(match error.kind() {
+                    ErrorKind::ExpiredSignature => "expired",
+                    ErrorKind::InvalidSignature => "bad signature",
+                    ErrorKind::InvalidIssuer => "wrong issuer",
+                    ErrorKind::InvalidAudience => "wrong audience",
+                    ErrorKind::ImmatureSignature => "not yet valid",
+                    ErrorKind::MissingRequiredClaim(_) => "missing claim",
+                    _ => "malformed",
+                })
+            })
+    }
+
+    /// The public keys as a JWK Set: the current one and retired ones still verifying.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.current().jwks.clone()
+    }
+}
+
+fn alg_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::EdDSA => "EdDSA",
+        Algorithm::ES256 => "ES256",
+        Algorithm::RS256 => "RS256",
+        _ => "HS256",
+    }
+}
+
+fn hmac_key_set(secret: &[u8]) -> KeySet {
+    // The kid names the secret without revealing it, so a changed secret reads as unknown key.
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret);
+    let kid = format!("hs256-{}", URL_SAFE_NO_PAD.encode(&digest.as_ref()[..8]));
+    KeySet {
+        verifying: HashMap::from([(kid.clone(), DecodingKey::from_secret(secret))]),
+        kid,
+        signing: EncodingKey::from_secret(secret),
+        jwks: json!({ "keys": [] }),
+    }
+}
+
+async fn ensure_current_key(store: &dyn Store, algorithm: Algorithm) -> Result<(), TokenError> {
+    let alg = alg_name(algorithm);
+    if store
+        .keys(alg)
+        .await?
+        .iter()
+        .any(|key| key.retired_at.is_none())
+    {
+        return Ok(());
+    }
+    let key = generate_key(algorithm, OffsetDateTime::now_utc()).await?;
+    // Instances racing here all insert; the unique index keeps exactly one.
+    store.insert_key_if_none(&key).await?;
+    Ok(())
+}
+
+/// Adds a new current key and retires the old one, which keeps verifying until its tokens expire.
+pub async fn rotate_key(store: &dyn Store, algorithm: Algorithm) -> Result<String, TokenError> {
+    let now = OffsetDateTime::now_utc();
+    let key = generate_key(algorithm, now).await?;
+    store.rotate_key(&key, now).await?;
+    Ok(key.kid)
+}
+
+async fn asymmetric_key_set(
+    store: &dyn Store,
+    algorithm: Algorithm,
+    longest_lifetime: Duration,
+) -> Result<KeySet, TokenError> {
+    let now = OffsetDateTime::now_utc();
+    let mut current = None;
+    let mut verifying = HashMap::new();
+    let mut public_keys = Vec::new();
+    for key in store.keys(alg_name(algorithm)).await? {
+        let still_verifying = match key.retired_at {
+            None => true,
+            Some(retired_at) => retired_at + longest_lifetime > now,
+        };
+        if !still_verifying {
+            continue;
+        }
+        let bad = |reason: String| TokenError::BadStoredKey {
+            kid: key.kid.clone(),
+            reason,
+        };
+        let jwk: Jwk = serde_json::from_str(&key.public_jwk).map_err(|e| bad(e.to_string()))?;
+        verifying.insert(
+            key.kid.clone(),
+            DecodingKey::from_jwk(&jwk).map_err(|e| bad(e.to_string()))?,
+        );
+        public_keys.push(serde_json::to_value(&jwk).map_err(|e| bad(e.to_string()))?);
+        if key.retired_at.is_none() {
+            let signing = match algorithm {
+                Algorithm::EdDSA => EncodingKey::from_ed_der(&key.private_der),
+                Algorithm::ES256 => EncodingKey::from_ec_der(&key.private_der),
+                _ => EncodingKey::from_rsa_der(&key.private_der),
+            };
+            current = Some((key.kid.clone(), signing));
+        }
+    }
+    let (kid, signing) = current.ok_or_else(|| TokenError::BadStoredKey {
+        kid: "-".into(),
+        reason: format!("no current {} key in the store", alg_name(algorithm)),
+    })?;
+    Ok(KeySet {
+        kid,
+        signing,
+        verifying,
+        jwks: json!({ "keys": public_keys }),
+    })
+}
+
+/// A fresh key pair; RSA generation takes a while, so it runs off the async runtime.
+async fn generate_key(algorithm: Algorithm, now: OffsetDateTime) -> Result<StoredKey, TokenError> {
+    tokio::task::spawn_blocking(move || generate_key_blocking(algorithm, now))
+        .await
+        .map_err(|e| TokenError::KeyGeneration(e.to_string()))?
+}
+
+fn generate_key_blocking(
+    algorithm: Algorithm,
+    now: OffsetDateTime,
+) -> Result<StoredKey, TokenError> {
+    let failed = |e: &dyn std::fmt::Display| TokenError::KeyGeneration(e.to_string());
+    let kid = Uuid::new_v4().simple().to_string();
+    let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+    let rng = SystemRandom::new();
+    let (private_der, public) = match algorithm {
+        Algorithm::EdDSA => {
+            let pkcs8 = signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| failed(&e))?;
+            let pair =
+                signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| failed(&e))?;
+            let x = b64(pair.public_key().as_ref());
+            (
+                pkcs8.as_ref().to_vec(),
+                json!({ "kty": "OKP", "crv": "Ed25519", "x": x }),
+            )
+        }
+        Algorithm::ES256 => {
+            let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+            let pkcs8 =
+                signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).map_err(|e| failed(&e))?;
+            let pair = signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng)
+                .map_err(|e| failed(&e))?;
+            // Uncompressed point: 0x04 || x || y.
+            let point = pair.public_key().as_ref();
+            let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
+            (
+                pkcs8.as_ref().to_vec(),
+                json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y }),
+            )
+        }
+        Algorithm::RS256 => {
+            use rsa::pkcs1::EncodeRsaPrivateKey;
+            use rsa::traits::PublicKeyParts;
+            let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+                .map_err(|e| failed(&e))?;
+            let der = key.to_pkcs1_der().map_err(|e| failed(&e))?;
+            let (n, e) = (b64(&key.n().to_bytes_be()), b64(&key.e().to_bytes_be()));
+            (
+                der.as_bytes().to_vec(),
+                json!({ "kty": "RSA", "n": n, "e": e }),
+            )
+        }
+        other => {
+            return Err(TokenError::KeyGeneration(format!(
+                "{other:?} keys are not generated"
+            )))
+        }
+    };
+    let mut jwk = public;
+    jwk["kid"] = json!(kid);
+    jwk["alg"] = json!(alg_name(algorithm));
+    jwk["use"] = json!("sig");
+    Ok(StoredKey {
+        kid,
+        alg: alg_name(algorithm).to_owned(),
+        private_der,
+        public_jwk: jwk.to_string(),
+        created_at: now,
+        retired_at: None,
+    })
+}
