@@ -1,4 +1,4 @@
--- Times are Unix seconds; ids are UUID text.
+-- Times are Unix milliseconds; ids are UUID text.
 CREATE TABLE users (
     id            TEXT PRIMARY KEY NOT NULL,
     username      TEXT NOT NULL UNIQUE,

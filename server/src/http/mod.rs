@@ -73,12 +73,15 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::list(state.config.cors_origins.clone()))
-        .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .max_age(Duration::from_secs(600));
+    // No listed origin, no CORS headers at all: the app itself is same-origin.
+    let cors = (!state.config.cors_origins.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(state.config.cors_origins.clone()))
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(Duration::from_secs(600))
+    });
     Router::new()
         .merge(auth::router())
         .merge(account::router())
@@ -92,7 +95,7 @@ pub fn router(state: AppState) -> Router {
                 }))
                 .timeout(REQUEST_TIMEOUT),
         )
-        .layer(cors)
+        .layer(tower::util::option_layer(cors))
         .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -1,5 +1,6 @@
 //! Persistence. The store keeps users, jobs, sessions and signing keys; it knows nothing of
-//! JWTs or HTTP. Timestamps cross this boundary as `OffsetDateTime` and are kept as Unix seconds.
+//! JWTs or HTTP. Timestamps cross this boundary as `OffsetDateTime` and are kept as Unix
+//! milliseconds.
 
 mod sqlite;
 
@@ -181,13 +182,14 @@ pub trait Store: Send + Sync + 'static {
     async fn keys(&self, alg: &str) -> StoreResult<Vec<StoredKey>>;
 }
 
-pub(crate) fn to_unix(t: OffsetDateTime) -> i64 {
-    t.unix_timestamp()
+/// Milliseconds since the Unix epoch: fine enough to order sessions created in one second.
+pub(crate) fn to_millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-pub(crate) fn from_unix(seconds: i64) -> StoreResult<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp(seconds)
-        .map_err(|_| StoreError::Corrupt(format!("timestamp {seconds} out of range")))
+pub(crate) fn from_millis(millis: i64) -> StoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .map_err(|_| StoreError::Corrupt(format!("timestamp {millis} out of range")))
 }
 
 pub(crate) fn parse_uuid(text: &str) -> StoreResult<Uuid> {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    from_unix, parse_uuid, to_unix, Job, Session, SessionLimit, SessionLimitPolicy, Store,
+    from_millis, parse_uuid, to_millis, Job, Session, SessionLimit, SessionLimitPolicy, Store,
     StoreResult, StoredKey, User,
 };
 
@@ -102,8 +102,8 @@ impl TryFrom<JobRow> for Job {
             user_id: parse_uuid(&row.user_id)?,
             company_name: row.company_name,
             title: row.title,
-            first_date: from_unix(row.first_date)?,
-            last_date: from_unix(row.last_date)?,
+            first_date: from_millis(row.first_date)?,
+            last_date: from_millis(row.last_date)?,
             skills: row.skills,
             department: row.department,
             ein: row.ein,
@@ -133,11 +133,11 @@ impl TryFrom<SessionRow> for Session {
             id: parse_uuid(&row.id)?,
             user_id: parse_uuid(&row.user_id)?,
             generation: row.generation,
-            rotated_at: row.rotated_at.map(from_unix).transpose()?,
-            created_at: from_unix(row.created_at)?,
-            last_used_at: from_unix(row.last_used_at)?,
-            expires_at: from_unix(row.expires_at)?,
-            revoked_at: row.revoked_at.map(from_unix).transpose()?,
+            rotated_at: row.rotated_at.map(from_millis).transpose()?,
+            created_at: from_millis(row.created_at)?,
+            last_used_at: from_millis(row.last_used_at)?,
+            expires_at: from_millis(row.expires_at)?,
+            revoked_at: row.revoked_at.map(from_millis).transpose()?,
             fingerprint_hash: row.fingerprint_hash,
             user_agent: row.user_agent,
             ip: row.ip,
@@ -163,8 +163,8 @@ impl TryFrom<KeyRow> for StoredKey {
             alg: row.alg,
             private_der: row.private_der,
             public_jwk: row.public_jwk,
-            created_at: from_unix(row.created_at)?,
-            retired_at: row.retired_at.map(from_unix).transpose()?,
+            created_at: from_millis(row.created_at)?,
+            retired_at: row.retired_at.map(from_millis).transpose()?,
         })
     }
 }
@@ -242,7 +242,7 @@ impl Store for SqliteStore {
             "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
         )
         .bind(id.to_string())
-        .bind(to_unix(now))
+        .bind(to_millis(now))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -258,8 +258,8 @@ impl Store for SqliteStore {
         .bind(job.user_id.to_string())
         .bind(&job.company_name)
         .bind(&job.title)
-        .bind(to_unix(job.first_date))
-        .bind(to_unix(job.last_date))
+        .bind(to_millis(job.first_date))
+        .bind(to_millis(job.last_date))
         .bind(&job.skills)
         .bind(&job.department)
         .bind(&job.ein)
@@ -291,7 +291,7 @@ impl Store for SqliteStore {
             "SELECT id FROM sessions WHERE user_id = $1 AND {LIVE} ORDER BY last_used_at, created_at"
         ))
         .bind(&user_id)
-        .bind(to_unix(now))
+        .bind(to_millis(now))
         .fetch_all(&mut *tx)
         .await?;
         let excess = (live.len() + 1).saturating_sub(limit.max_sessions as usize);
@@ -303,7 +303,7 @@ impl Store for SqliteStore {
         for (id,) in to_revoke {
             sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1")
                 .bind(id)
-                .bind(to_unix(now))
+                .bind(to_millis(now))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -314,11 +314,11 @@ impl Store for SqliteStore {
         .bind(session.id.to_string())
         .bind(&user_id)
         .bind(session.generation)
-        .bind(session.rotated_at.map(to_unix))
-        .bind(to_unix(session.created_at))
-        .bind(to_unix(session.last_used_at))
-        .bind(to_unix(session.expires_at))
-        .bind(session.revoked_at.map(to_unix))
+        .bind(session.rotated_at.map(to_millis))
+        .bind(to_millis(session.created_at))
+        .bind(to_millis(session.last_used_at))
+        .bind(to_millis(session.expires_at))
+        .bind(session.revoked_at.map(to_millis))
         .bind(&session.fingerprint_hash)
         .bind(&session.user_agent)
         .bind(&session.ip)
@@ -350,9 +350,9 @@ impl Store for SqliteStore {
              expires_at = $4 WHERE id = $1 AND generation = $3 AND {LIVE}"
         ))
         .bind(id.to_string())
-        .bind(to_unix(now))
+        .bind(to_millis(now))
         .bind(generation)
-        .bind(to_unix(expires_at))
+        .bind(to_millis(expires_at))
         .execute(&self.writer)
         .await?
         .rows_affected();
@@ -362,7 +362,7 @@ impl Store for SqliteStore {
     async fn touch_session(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<()> {
         sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
             .bind(id.to_string())
-            .bind(to_unix(now))
+            .bind(to_millis(now))
             .execute(&self.writer)
             .await?;
         Ok(())
@@ -379,7 +379,7 @@ impl Store for SqliteStore {
              AND ($3 IS NULL OR user_id = $3)"
         ))
         .bind(id.to_string())
-        .bind(to_unix(now))
+        .bind(to_millis(now))
         .bind(owner.map(|owner| owner.to_string()))
         .execute(&self.writer)
         .await?
@@ -392,7 +392,7 @@ impl Store for SqliteStore {
             "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND {LIVE}"
         ))
         .bind(user_id.to_string())
-        .bind(to_unix(now))
+        .bind(to_millis(now))
         .execute(&self.writer)
         .await?
         .rows_affected();
@@ -409,7 +409,7 @@ impl Store for SqliteStore {
              ORDER BY created_at DESC, id"
         ))
         .bind(user_id.to_string())
-        .bind(to_unix(now))
+        .bind(to_millis(now))
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter().map(Session::try_from).collect()
@@ -419,7 +419,7 @@ impl Store for SqliteStore {
         let (count,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",
         )
-        .bind(to_unix(now))
+        .bind(to_millis(now))
         .fetch_one(&self.reader)
         .await?;
         Ok(count)
@@ -428,7 +428,7 @@ impl Store for SqliteStore {
     async fn delete_dead_sessions(&self, cutoff: OffsetDateTime) -> StoreResult<u64> {
         let deleted =
             sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at <= $1")
-                .bind(to_unix(cutoff))
+                .bind(to_millis(cutoff))
                 .execute(&self.writer)
                 .await?
                 .rows_affected();
@@ -444,7 +444,7 @@ impl Store for SqliteStore {
         .bind(&key.alg)
         .bind(&key.private_der)
         .bind(&key.public_jwk)
-        .bind(to_unix(key.created_at))
+        .bind(to_millis(key.created_at))
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -456,7 +456,7 @@ impl Store for SqliteStore {
             "UPDATE signing_keys SET retired_at = $2 WHERE alg = $1 AND retired_at IS NULL",
         )
         .bind(&key.alg)
-        .bind(to_unix(now))
+        .bind(to_millis(now))
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -467,7 +467,7 @@ impl Store for SqliteStore {
         .bind(&key.alg)
         .bind(&key.private_der)
         .bind(&key.public_jwk)
-        .bind(to_unix(key.created_at))
+        .bind(to_millis(key.created_at))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

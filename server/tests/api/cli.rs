@@ -1,0 +1,369 @@
+//! The `tollgate` binary itself: settings, user and key commands, signals.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{database_file, decode, token};
+
+fn tollgate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+fn with_password(mut command: Command, password: &str) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_bad_setting_stops_the_start_with_one_line_and_exit_code_2() {
+    for (variable, value) in [
+        ("TOLLGATE_ACCESS_TTL", "soon"),
+        ("TOLLGATE_MAX_SESSIONS", "-1"),
+        ("TOLLGATE_JWT_ALG", "none"),
+        ("TOLLGATE_LOGIN_RATE", "lots"),
+    ] {
+        let output = tollgate()
+            .arg("serve")
+            .env(variable, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{variable}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(variable), "{stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+}
+
+#[test]
+fn a_flag_wins_over_its_environment_variable() {
+    let output = tollgate()
+        .args(["serve", "--access-ttl", "nonsense"])
+        .env("TOLLGATE_ACCESS_TTL", "15m")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn an_hs256_secret_under_32_bytes_refuses_to_start() {
+    let output = tollgate()
+        .arg("serve")
+        .env("TOLLGATE_JWT_ALG", "HS256")
+        .env("TOLLGATE_JWT_SECRET", "too short")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("TOLLGATE_JWT_SECRET") && !stderr.contains("too short"),
+        "{stderr}"
+    );
+}
+
+/// A server process on its own database; killed when dropped.
+struct Server {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Server {
+    fn start(database: &str, command: &str) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tollgate()
+            .args([
+                command,
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--login-rate",
+                "off",
+            ])
+            .env("TOLLGATE_DATABASE_URL", database)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let address = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server { child, address }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn login(
+    client: &reqwest::Client,
+    address: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{address}/api/login"))
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn user_add_and_passwd_manage_sign_in_and_passwd_signs_out_everywhere() {
+    let database = format!("sqlite://{}", database_file().display());
+    let mut add = tollgate();
+    add.args([
+        "user",
+        "add",
+        "carol",
+        "--email",
+        "carol@example.com",
+        "--city",
+        "Oslo",
+    ])
+    .env("TOLLGATE_DATABASE_URL", &database);
+    let output = with_password(add, "first secret");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let mut again = tollgate();
+    again
+        .args(["user", "add", "carol"])
+        .env("TOLLGATE_DATABASE_URL", &database);
+    let output = with_password(again, "whatever");
+    assert_eq!(output.status.code(), Some(1), "a taken username fails");
+
+    let server = Server::start(&database, "serve");
+    let client = reqwest::Client::new();
+    let response = login(&client, &server.address, "carol", "first secret").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let session: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(session["user"]["city"], "Oslo");
+
+    let mut passwd = tollgate();
+    passwd
+        .args(["user", "passwd", "carol"])
+        .env("TOLLGATE_DATABASE_URL", &database);
+    let output = with_password(passwd, "second secret");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    assert_eq!(
+        login(&client, &server.address, "carol", "first secret")
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        login(&client, &server.address, "carol", "second secret")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let refresh = client
+        .post(format!("{}/api/refresh-token", server.address))
+        .json(&json!({ "refreshToken": token(&session, "refreshToken") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refresh.status(),
+        StatusCode::FORBIDDEN,
+        "the old session was revoked"
+    );
+}
+
+#[tokio::test]
+async fn keys_rotate_adds_a_current_key_and_old_tokens_keep_verifying() {
+    let database = format!("sqlite://{}", database_file().display());
+    let client = reqwest::Client::new();
+    let mut server = Server::start(&database, "demo");
+    let before: serde_json::Value = login(&client, &server.address, "user1", "password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    server.terminate();
+
+    let output = tollgate()
+        .args(["keys", "rotate"])
+        .env("TOLLGATE_DATABASE_URL", &database)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let server = Server::start(&database, "serve");
+    let jwks: serde_json::Value = client
+        .get(format!("{}/.well-known/jwks.json", server.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jwks["keys"].as_array().unwrap().len(),
+        2,
+        "old and new public keys"
+    );
+    let after: serde_json::Value = login(&client, &server.address, "user1", "password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let old_kid = decode(&token(&before, "accessToken")).0["kid"].clone();
+    assert_ne!(
+        decode(&token(&after, "accessToken")).0["kid"],
+        old_kid,
+        "new tokens use the new key"
+    );
+    let me = client
+        .get(format!("{}/api/current-user", server.address))
+        .bearer_auth(token(&before, "accessToken"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        me.status(),
+        StatusCode::OK,
+        "tokens signed by the old key still verify"
+    );
+    let refresh = client
+        .post(format!("{}/api/refresh-token", server.address))
+        .json(&json!({ "refreshToken": token(&before, "refreshToken") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refresh.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn demo_on_an_existing_database_keeps_its_sessions() {
+    let database = format!("sqlite://{}", database_file().display());
+    let client = reqwest::Client::new();
+    let mut server = Server::start(&database, "demo");
+    let session: serde_json::Value = login(&client, &server.address, "user1", "password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    server.terminate();
+    let server = Server::start(&database, "demo");
+    let refresh = client
+        .post(format!("{}/api/refresh-token", server.address))
+        .json(&json!({ "refreshToken": token(&session, "refreshToken") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refresh.status(), StatusCode::OK);
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
+    use std::io::{BufRead, BufReader, Read};
+    let database = format!("sqlite://{}", database_file().display());
+    let mut server = Server::start(&database, "demo");
+    let port = server.address.rsplit(':').next().unwrap().to_owned();
+    let body = r#"{"username":"user1","password":"password"}"#;
+    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    write!(
+        stream,
+        "POST /api/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        &body[..10]
+    )
+    .unwrap();
+    // The server is now inside the request, waiting for the rest of its body.
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&body.as_bytes()[10..]).unwrap();
+    let mut status_line = String::new();
+    let mut reader = BufReader::new(stream);
+    reader.read_line(&mut status_line).unwrap();
+    assert!(status_line.starts_with("HTTP/1.1 200"), "{status_line}");
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("accessToken"));
+
+    let status = server.child.wait().unwrap();
+    let mut stderr = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(
+        !stderr.contains("eyJ") && !stderr.contains(body),
+        "no tokens or passwords in logs"
+    );
+}
+
+#[test]
+fn migrate_creates_the_schema() {
+    let file = database_file();
+    let output = tollgate()
+        .arg("migrate")
+        .env(
+            "TOLLGATE_DATABASE_URL",
+            format!("sqlite://{}", file.display()),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(file.exists());
+}

@@ -1,0 +1,122 @@
+use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{problem, spawn_app, spawn_app_with, token};
+
+/// The `tollgate_refresh` value a response sets, and the whole header.
+fn set_cookie(response: &Response) -> (String, String) {
+    let header = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    let value = header
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("tollgate_refresh=")
+        .unwrap()
+        .to_owned();
+    (value, header)
+}
+
+async fn refresh_with_cookie(app: &crate::helpers::TestApp, cookie: &str) -> Response {
+    app.client
+        .post(app.url("/api/refresh-token"))
+        .header(COOKIE, format!("theme=dark; tollgate_refresh={cookie}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_cookie_transport_round_trip() {
+    let app = spawn_app().await;
+    let login = app
+        .post_json(
+            "/api/login",
+            &json!({ "username": "user1", "password": "password", "useCookie": true }),
+        )
+        .await;
+    assert_eq!(login.status(), StatusCode::OK);
+    let (first, header) = set_cookie(&login);
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/api"] {
+        assert!(header.contains(attribute), "{attribute} in {header}");
+    }
+    let body: Value = login.json().await.unwrap();
+    assert!(
+        body.get("refreshToken").is_none(),
+        "the refresh token is only in the cookie"
+    );
+    assert!(body["accessToken"].is_string());
+
+    let refreshed = refresh_with_cookie(&app, &first).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    assert_eq!(refreshed.headers()["cache-control"], "no-store");
+    let (second, _) = set_cookie(&refreshed);
+    assert_ne!(first, second, "rotated with Set-Cookie");
+    let body: Value = refreshed.json().await.unwrap();
+    assert!(body.get("refreshToken").is_none());
+    assert_eq!(
+        app.get("/api/current-user", &token(&body, "accessToken"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let logout = app
+        .client
+        .post(app.url("/api/logout"))
+        .header(COOKIE, format!("tollgate_refresh={second}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let (cleared, header) = set_cookie(&logout);
+    assert!(
+        cleared.is_empty() && header.contains("Max-Age=0"),
+        "{header}"
+    );
+    problem(
+        refresh_with_cookie(&app, &second).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_reused_cookie_is_refused_and_cleared() {
+    let app = spawn_app_with(&["--refresh-reuse-grace", "0s"]).await;
+    let login = app
+        .post_json(
+            "/api/login",
+            &json!({ "username": "user1", "password": "password", "useCookie": true }),
+        )
+        .await;
+    let (first, _) = set_cookie(&login);
+    assert_eq!(
+        refresh_with_cookie(&app, &first).await.status(),
+        StatusCode::OK
+    );
+    let reused = refresh_with_cookie(&app, &first).await;
+    let (cleared, _) = set_cookie(&reused);
+    assert!(cleared.is_empty());
+    problem(reused, StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn body_transport_clients_keep_working_beside_cookie_ones() {
+    let app = spawn_app().await;
+    let login = app.login_ok("user1").await;
+    let refreshed = app.refresh(&token(&login, "refreshToken")).await;
+    assert!(
+        refreshed.headers().get(SET_COOKIE).is_none(),
+        "no cookie for body clients"
+    );
+    let body: Value = refreshed.json().await.unwrap();
+    assert!(body["refreshToken"].is_string());
+    let without_anything = app
+        .client
+        .post(app.url("/api/refresh-token"))
+        .send()
+        .await
+        .unwrap();
+    problem(without_anything, StatusCode::FORBIDDEN).await;
+}

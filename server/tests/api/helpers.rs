@@ -1,0 +1,223 @@
+//! A real Tollgate on a random port with its own fresh SQLite file, and an HTTP client.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use clap::Parser;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tollgate::app::Application;
+use tollgate::config::{Config, ServerArgs};
+use tollgate::store::Store;
+use tollgate::users::{seed_demo, Passwords};
+
+#[derive(Parser)]
+#[command(args_override_self = true)]
+struct Flags {
+    #[command(flatten)]
+    args: ServerArgs,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    flags: Vec<String>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub fn database_file() -> PathBuf {
+    std::env::temp_dir().join(format!("tollgate-test-{}.db", uuid::Uuid::new_v4()))
+}
+
+/// The app with the demo users and default settings (rate limits off).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// The app with the demo users and these extra flags.
+pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
+    let database = format!("sqlite://{}", database_file().display());
+    let mut flags: Vec<String> = [
+        "--addr",
+        "127.0.0.1:0",
+        "--database-url",
+        &database,
+        "--login-rate",
+        "off",
+        "--web-dir",
+        "/nonexistent",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    flags.extend(extra.iter().map(|s| s.to_string()));
+    let app = start(flags).await;
+    let passwords = Passwords::new().await.expect("passwords");
+    seed_demo(app.store.as_ref(), &passwords)
+        .await
+        .expect("demo data");
+    app
+}
+
+async fn start(flags: Vec<String>) -> TestApp {
+    let parsed = Flags::try_parse_from(std::iter::once("tollgate".to_owned()).chain(flags.clone()))
+        .expect("test flags parse");
+    let config = Config::from_args(&parsed.args, "unused").expect("test config is valid");
+    let app = Application::build(config).await.expect("app starts");
+    let address = format!("http://{}", app.local_addr());
+    let store = app.store();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        store,
+        flags,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// Another instance on the same database, with these flags on top.
+    pub async fn sibling(&self, extra: &[&str]) -> TestApp {
+        let mut flags = self.flags.clone();
+        flags.extend(extra.iter().map(|s| s.to_string()));
+        start(flags).await
+    }
+
+    /// Stops gracefully and starts again on the same database (on a new port).
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown().await;
+        let flags = std::mem::take(&mut self.flags);
+        start(flags).await
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server stops cleanly");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/login",
+            &json!({ "username": username, "password": password }),
+        )
+        .await
+    }
+
+    /// Signs in and returns the body; panics unless it is 200.
+    pub async fn login_ok(&self, username: &str) -> Value {
+        let response = self.login(username, "password").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("json")
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/api/refresh-token",
+            &json!({ "refreshToken": refresh_token }),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str, access_token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete(&self, path: &str, access_token: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn token(body: &Value, name: &str) -> String {
+    body[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        .to_owned()
+}
+
+/// The decoded header and claims of a JWT (no verification).
+pub fn decode(jwt: &str) -> (Value, Value) {
+    let mut parts = jwt.split('.');
+    let mut next = || {
+        let part = parts.next().expect("jwt part");
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("json")
+    };
+    (next(), next())
+}
+
+pub fn b64(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// The session id a token names.
+pub fn sid(jwt: &str) -> uuid::Uuid {
+    decode(jwt).1["sid"]
+        .as_str()
+        .expect("sid")
+        .parse()
+        .expect("uuid")
+}
+
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "errors are problem+json"
+    );
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
+    body
+}

@@ -1,0 +1,11 @@
+//! Integration tests over real HTTP. One binary, so it links once.
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod cookies;
+mod helpers;
+mod login;
+mod refresh;
+mod sessions;
+mod system;
+mod tokens;

@@ -1,0 +1,151 @@
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{problem, spawn_app, spawn_app_with, token};
+
+#[tokio::test]
+async fn healthz_answers_once_the_store_does() {
+    let mut app = spawn_app().await;
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // With the store closed, the same check fails.
+    let store = app.store.clone();
+    let address = app.url("/healthz");
+    store.close().await;
+    let response = app.client.get(address).send().await.unwrap();
+    problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_logins_refreshes_and_live_sessions() {
+    let app = spawn_app().await;
+    let login = app.login_ok("user1").await;
+    app.login("user1", "wrong").await;
+    app.refresh(&token(&login, "refreshToken")).await;
+    app.refresh("garbage").await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "http_requests_total{",
+        r#"route="/api/login""#,
+        "http_request_duration_seconds_bucket{",
+        r#"tollgate_logins_total{outcome="ok"}"#,
+        r#"tollgate_logins_total{outcome="failed"}"#,
+        r#"tollgate_refreshes_total{outcome="ok"}"#,
+        r#"tollgate_refreshes_total{outcome="failed"}"#,
+        "tollgate_live_sessions ",
+    ] {
+        assert!(text.contains(expected), "{expected} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_api() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/login",
+        "/api/refresh-token",
+        "/api/logout",
+        "/api/current-user",
+        "/api/job-list",
+        "/api/sessions",
+        "/api/sessions/{id}",
+        "/.well-known/jwks.json",
+        "/healthz",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_api_paths_are_404_problems_and_client_routes_get_the_app() {
+    let web = std::env::temp_dir().join(format!("tollgate-web-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(
+        web.join("index.html"),
+        "<!doctype html><title>Tollgate app</title>",
+    )
+    .unwrap();
+    std::fs::write(web.join("main.js"), "console.log('app')").unwrap();
+    let app = spawn_app_with(&["--web-dir", web.to_str().unwrap()]).await;
+    problem(
+        app.client
+            .get(app.url("/api/nothing"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        app.client.post(app.url("/elsewhere")).send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    for route in ["/", "/login", "/profile"] {
+        let page = app.client.get(app.url(route)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{route}");
+        assert!(
+            page.text().await.unwrap().contains("Tollgate app"),
+            "{route}"
+        );
+    }
+    let script = app.client.get(app.url("/main.js")).send().await.unwrap();
+    assert!(script.text().await.unwrap().contains("console.log"));
+    std::fs::remove_dir_all(web).unwrap();
+}
+
+#[tokio::test]
+async fn cors_allows_only_listed_origins_with_credentials() {
+    let app = spawn_app_with(&["--cors-origins", "http://localhost:4200"]).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/refresh-token"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let listed = preflight("http://localhost:4200").await.unwrap();
+    assert_eq!(
+        listed.headers()["access-control-allow-origin"],
+        "http://localhost:4200"
+    );
+    assert_eq!(listed.headers()["access-control-allow-credentials"], "true");
+    let unlisted = preflight("http://evil.example").await.unwrap();
+    assert!(unlisted
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+
+    let same_origin_only = spawn_app().await;
+    let response = same_origin_only
+        .client
+        .get(same_origin_only.url("/healthz"))
+        .header("origin", "http://localhost:4200")
+        .send()
+        .await
+        .unwrap();
+    assert!(response
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
