@@ -43,7 +43,7 @@ pub struct Application {
 impl Application {
     /// Opens the store, loads keys and binds the listener; `addr` port 0 picks a free port.
     pub async fn build(config: Config) -> Result<Application, StartError> {
-        let store = store::connect(&config.database_url).await?;
+        let store = store::connect(&config.store.url, &config.store.options).await?;
         Self::build_with_store(config, store).await
     }
 

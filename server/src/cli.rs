@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{shutdown_signal, Application};
-use crate::config::{self, Config, ConfigError, ServerArgs, SigningArgs, SigningConfig, StoreArgs};
+use crate::config::{Config, ConfigError, ServerArgs, SigningArgs, SigningConfig, StoreArgs, StoreConfig};
 use crate::store;
 use crate::users::{self, NewUser, Passwords};
 
@@ -107,8 +107,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             serve(Config::from_args(&args, &default)?, true).await
         }
         Command::Migrate(args) => {
-            let url = config::database_url(&args, DEFAULT_DATABASE_URL)?;
-            store::connect(&url)
+            let store = StoreConfig::from_args(&args, DEFAULT_DATABASE_URL)?;
+            store::connect(&store.url, &store.options)
                 .await
                 .context("migration failed")?
                 .close()
@@ -175,14 +175,14 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 async fn open_store(args: &StoreArgs) -> Result<std::sync::Arc<dyn store::Store>, Failure> {
-    let url = config::database_url(args, DEFAULT_DATABASE_URL)?;
-    Ok(store::connect(&url)
+    let store = StoreConfig::from_args(args, DEFAULT_DATABASE_URL)?;
+    Ok(store::connect(&store.url, &store.options)
         .await
         .context("cannot open the store")?)
 }
 
 async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
-    tracing::info!(database = %redact_url(&config.database_url), alg = ?config.signing.algorithm, "starting");
+    tracing::info!(database = %redact_url(&config.store.url), alg = ?config.signing.algorithm, "starting");
     let app = Application::build(config).await?;
     if demo {
         let passwords = Passwords::new().await?;

@@ -11,7 +11,7 @@ use axum::http::HeaderValue;
 use clap::Args;
 use jsonwebtoken::Algorithm;
 
-use crate::store::{SessionLimit, SessionLimitPolicy};
+use crate::store::{SessionLimit, SessionLimitPolicy, StoreOptions};
 
 /// The settings of `serve` and `demo`, as given.
 #[derive(Debug, Clone, Args)]
@@ -74,6 +74,12 @@ pub struct StoreArgs {
     /// `sqlite://FILE` or `postgres://…` (default `sqlite://tollgate.db`; `demo`: a fresh file).
     #[arg(long, env = "TOLLGATE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Most database connections this instance opens.
+    #[arg(long, env = "TOLLGATE_DB_POOL_SIZE", default_value = "10")]
+    pub db_pool_size: String,
+    /// Longest wait for a connection or a statement before the store counts as unavailable.
+    #[arg(long, env = "TOLLGATE_DB_TIMEOUT", default_value = "5s")]
+    pub db_timeout: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -140,7 +146,7 @@ pub struct SigningConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
-    pub database_url: String,
+    pub store: StoreConfig,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub session_max_age: Duration,
@@ -230,7 +236,7 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             addr,
-            database_url: database_url(&args.store, default_database_url)?,
+            store: StoreConfig::from_args(&args.store, default_database_url)?,
             access_ttl: positive("TOLLGATE_ACCESS_TTL", "access-ttl", &args.access_ttl)?,
             refresh_ttl: positive("TOLLGATE_REFRESH_TTL", "refresh-ttl", &args.refresh_ttl)?,
             session_max_age: positive(
@@ -295,19 +301,34 @@ impl SigningConfig {
     }
 }
 
-pub fn database_url(args: &StoreArgs, default: &str) -> Result<String, ConfigError> {
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| default.to_owned());
-    if url.starts_with("sqlite:") {
-        Ok(url)
-    } else {
-        Err(invalid(
-            "TOLLGATE_DATABASE_URL",
-            "database-url",
-            "must start with sqlite:",
-        ))
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub url: String,
+    pub options: StoreOptions,
+}
+
+impl StoreConfig {
+    /// Validates the store settings; `default_url` is used when none is given.
+    pub fn from_args(args: &StoreArgs, default_url: &str) -> Result<StoreConfig, ConfigError> {
+        let url = args.database_url.clone().unwrap_or_else(|| default_url.to_owned());
+        let known = ["sqlite:", "postgres:", "postgresql:"];
+        if !known.iter().any(|scheme| url.starts_with(scheme)) {
+            return Err(invalid(
+                "TOLLGATE_DATABASE_URL",
+                "database-url",
+                "must start with sqlite: or postgres:",
+            ));
+        }
+        let pool_size = args.db_pool_size.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            invalid("TOLLGATE_DB_POOL_SIZE", "db-pool-size", format!("{:?} is not a whole number above 0", args.db_pool_size))
+        })?;
+        let timeout = humantime::parse_duration(&args.db_timeout)
+            .ok()
+            .filter(|timeout| !timeout.is_zero())
+            .ok_or_else(|| {
+                invalid("TOLLGATE_DB_TIMEOUT", "db-timeout", format!("{:?} is not a duration above 0s", args.db_timeout))
+            })?;
+        Ok(StoreConfig { url, options: StoreOptions { pool_size, timeout } })
     }
 }
 
@@ -404,6 +425,8 @@ mod tests {
                 "TOLLGATE_REQUIRE_FINGERPRINT",
             ),
             (&["--database-url", "mysql://x"], "TOLLGATE_DATABASE_URL"),
+            (&["--db-pool-size", "none"], "TOLLGATE_DB_POOL_SIZE"),
+            (&["--db-timeout", "0s"], "TOLLGATE_DB_TIMEOUT"),
         ] {
             let error = config(flags).expect_err(variable);
             assert_eq!(error.variable, variable, "{flags:?}");

@@ -2,7 +2,12 @@
 //! JWTs or HTTP. Timestamps cross this boundary as `OffsetDateTime` and are kept as Unix
 //! milliseconds.
 
+mod postgres;
+mod sql;
 mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -10,7 +15,6 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,13 +34,27 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::Database(db) if db.code().is_some_and(|code| is_unavailable(&code)) => {
+                StoreError::Unavailable(error)
+            }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => StoreError::Unavailable(error),
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error),
             _ => StoreError::Database(error),
         }
     }
+}
+
+/// PostgreSQL error codes that mean "not now" rather than "wrong": connection exceptions,
+/// shutdowns, too many connections, and our own statement timeout.
+fn is_unavailable(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("57P")
+        || code == "53300"
+        || code == "57014"
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -196,7 +214,27 @@ pub(crate) fn parse_uuid(text: &str) -> StoreResult<Uuid> {
     Uuid::parse_str(text).map_err(|_| StoreError::Corrupt(format!("bad uuid {text:?}")))
 }
 
-/// Opens the store named by `url`: `sqlite://…` or `postgres://…`.
-pub async fn connect(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
-    Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+/// Connection settings of the store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// Most connections one instance opens (SQLite: readers; it writes on one connection).
+    pub pool_size: u32,
+    /// How long a query or a wait for a connection may take before the store counts as down.
+    pub timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { pool_size: 10, timeout: Duration::from_secs(5) }
+    }
+}
+
+/// Opens the store named by `url` (`sqlite:…` or `postgres:…`) and migrates it.
+pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
+    sqlx::any::install_default_drivers();
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::connect(url, options).await?))
+    } else {
+        Ok(Arc::new(sqlite::connect(url, options).await?))
+    }
 }

@@ -7,15 +7,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{database_file, decode, token};
-
-fn tollgate() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    command
-}
+use crate::helpers::{backend, database_file, decode, fresh_database_url, token, Backend};
+use crate::process::{tollgate, Server};
 
 fn with_password(mut command: Command, password: &str) -> std::process::Output {
     let mut child = command
@@ -75,57 +68,6 @@ fn an_hs256_secret_under_32_bytes_refuses_to_start() {
     );
 }
 
-/// A server process on its own database; killed when dropped.
-struct Server {
-    child: std::process::Child,
-    address: String,
-}
-
-impl Server {
-    fn start(database: &str, command: &str) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = tollgate()
-            .args([
-                command,
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--login-rate",
-                "off",
-            ])
-            .env("TOLLGATE_DATABASE_URL", database)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let address = format!("http://127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Server { child, address }
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn login(
     client: &reqwest::Client,
     address: &str,
@@ -142,7 +84,7 @@ async fn login(
 
 #[tokio::test]
 async fn user_add_and_passwd_manage_sign_in_and_passwd_signs_out_everywhere() {
-    let database = format!("sqlite://{}", database_file().display());
+    let database = fresh_database_url().await;
     let mut add = tollgate();
     add.args([
         "user",
@@ -213,7 +155,7 @@ async fn user_add_and_passwd_manage_sign_in_and_passwd_signs_out_everywhere() {
 
 #[tokio::test]
 async fn keys_rotate_adds_a_current_key_and_old_tokens_keep_verifying() {
-    let database = format!("sqlite://{}", database_file().display());
+    let database = fresh_database_url().await;
     let client = reqwest::Client::new();
     let mut server = Server::start(&database, "demo");
     let before: serde_json::Value = login(&client, &server.address, "user1", "password")
@@ -281,7 +223,7 @@ async fn keys_rotate_adds_a_current_key_and_old_tokens_keep_verifying() {
 
 #[tokio::test]
 async fn demo_on_an_existing_database_keeps_its_sessions() {
-    let database = format!("sqlite://{}", database_file().display());
+    let database = fresh_database_url().await;
     let client = reqwest::Client::new();
     let mut server = Server::start(&database, "demo");
     let session: serde_json::Value = login(&client, &server.address, "user1", "password")
@@ -300,70 +242,58 @@ async fn demo_on_an_existing_database_keeps_its_sessions() {
     assert_eq!(refresh.status(), StatusCode::OK);
 }
 
-#[test]
-fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
-    use std::io::{BufRead, BufReader, Read};
-    let database = format!("sqlite://{}", database_file().display());
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
+    let database = fresh_database_url().await;
     let mut server = Server::start(&database, "demo");
     let port = server.address.rsplit(':').next().unwrap().to_owned();
-    let body = r#"{"username":"user1","password":"password"}"#;
-    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
-    write!(
-        stream,
-        "POST /api/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{}",
-        body.len(),
-        &body[..10]
-    )
-    .unwrap();
-    // The server is now inside the request, waiting for the rest of its body.
-    std::thread::sleep(Duration::from_millis(300));
-    Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
+    tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead, BufReader, Read};
+        let body = r#"{"username":"user1","password":"password"}"#;
+        let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        write!(
+            stream,
+            "POST /api/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+            body.len(),
+            &body[..10]
+        )
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    stream.write_all(&body.as_bytes()[10..]).unwrap();
-    let mut status_line = String::new();
-    let mut reader = BufReader::new(stream);
-    reader.read_line(&mut status_line).unwrap();
-    assert!(status_line.starts_with("HTTP/1.1 200"), "{status_line}");
-    let mut rest = String::new();
-    reader.read_to_string(&mut rest).unwrap();
-    assert!(rest.contains("accessToken"));
+        // The server is now inside the request, waiting for the rest of its body.
+        std::thread::sleep(Duration::from_millis(300));
+        Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        stream.write_all(&body.as_bytes()[10..]).unwrap();
+        let mut status_line = String::new();
+        let mut reader = BufReader::new(stream);
+        reader.read_line(&mut status_line).unwrap();
+        assert!(status_line.starts_with("HTTP/1.1 200"), "{status_line}");
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).unwrap();
+        assert!(rest.contains("accessToken"));
 
-    let status = server.child.wait().unwrap();
-    let mut stderr = String::new();
-    server
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(status.success(), "{status}: {stderr}");
-    assert!(stderr.contains("stopped"), "{stderr}");
-    assert!(
-        !stderr.contains("eyJ") && !stderr.contains(body),
-        "no tokens or passwords in logs"
-    );
+        let status = server.child.wait().unwrap();
+        let log = server.log_text();
+        assert!(status.success(), "{status}: {log}");
+        assert!(log.contains("stopped"), "{log}");
+        assert!(!log.contains("eyJ") && !log.contains(body), "no tokens or passwords in logs");
+    })
+    .await
+    .unwrap();
 }
 
-#[test]
-fn migrate_creates_the_schema() {
+#[tokio::test]
+async fn migrate_creates_the_schema_and_can_run_again() {
     let file = database_file();
-    let output = tollgate()
-        .arg("migrate")
-        .env(
-            "TOLLGATE_DATABASE_URL",
-            format!("sqlite://{}", file.display()),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(file.exists());
+    let database = match backend() {
+        Backend::Sqlite => format!("sqlite://{}", file.display()),
+        Backend::Postgres => fresh_database_url().await,
+    };
+    for _ in 0..2 {
+        let output = tollgate().arg("migrate").env("TOLLGATE_DATABASE_URL", &database).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    if backend() == Backend::Sqlite {
+        assert!(file.exists());
+    }
 }

@@ -1,4 +1,7 @@
-//! A real Tollgate on a random port with its own fresh SQLite file, and an HTTP client.
+//! A real Tollgate on a random port with its own fresh database, and an HTTP client.
+//! `TOLLGATE_TEST_BACKEND=postgres` runs the suite on PostgreSQL (a new database per test on
+//! the server named by `TOLLGATE_TEST_DATABASE_URL`); SQLite files are the default.
+#![allow(dead_code)] // shared by several test binaries, each using a part
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,6 +38,62 @@ pub fn database_file() -> PathBuf {
     std::env::temp_dir().join(format!("tollgate-test-{}.db", uuid::Uuid::new_v4()))
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("TOLLGATE_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("TOLLGATE_TEST_BACKEND={other:?}: expected sqlite or postgres"),
+    }
+}
+
+/// A new, empty database on the backend under test.
+pub async fn fresh_database_url() -> String {
+    match backend() {
+        Backend::Sqlite => format!("sqlite://{}", database_file().display()),
+        Backend::Postgres => fresh_postgres_database().await,
+    }
+}
+
+/// The PostgreSQL server for tests. Never skipped: without it the tests fail.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TOLLGATE_TEST_DATABASE_URL").expect(
+        "TOLLGATE_TEST_DATABASE_URL must name a PostgreSQL database, \
+         e.g. postgres://postgres@127.0.0.1:5432/test (`make test` sets it)",
+    )
+}
+
+/// Creates a database of its own for one test; those of earlier runs are dropped first.
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::{Connection, Executor};
+    static CLEANED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let admin_url = postgres_admin_url();
+    let prefix = format!("tollgate_test_{}_", env!("CARGO_CRATE_NAME"));
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("PostgreSQL for tests");
+    CLEANED
+        .get_or_init(|| async {
+            let stale: Vec<(String,)> = sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE $1")
+                .bind(format!("{prefix}%"))
+                .fetch_all(&mut admin)
+                .await
+                .expect("list test databases");
+            for (name,) in stale {
+                let _ = admin.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str()).await;
+            }
+        })
+        .await;
+    let name = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
+    admin.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await.expect("create test database");
+    let _ = admin.close().await;
+    let (server, _) = admin_url.rsplit_once('/').expect("database URL with a path");
+    format!("{server}/{name}")
+}
+
 /// The app with the demo users and default settings (rate limits off).
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
@@ -42,7 +101,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app with the demo users and these extra flags.
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
-    let database = format!("sqlite://{}", database_file().display());
+    let database = fresh_database_url().await;
     let mut flags: Vec<String> = [
         "--addr",
         "127.0.0.1:0",

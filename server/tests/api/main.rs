@@ -5,6 +5,7 @@ mod cli;
 mod cookies;
 mod helpers;
 mod login;
+mod process;
 mod refresh;
 mod sessions;
 mod system;

@@ -1,0 +1,470 @@
+//! The store in SQL, shared by SQLite and PostgreSQL through `sqlx::Any`: the queries are
+//! written once in the dialect both understand; `sqlite` and `postgres` set up the pools.
+
+use async_trait::async_trait;
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    from_millis, parse_uuid, to_millis, Job, Session, SessionLimit, SessionLimitPolicy, Store,
+    StoreResult, StoredKey, User,
+};
+
+pub struct SqlStore {
+    /// Every write goes through here.
+    writer: AnyPool,
+    /// Reads; the same pool as `writer` where the database has no single-writer limit.
+    reader: AnyPool,
+    /// Serialises concurrent logins of one user where transactions run in parallel.
+    lock_user: Option<&'static str>,
+}
+
+impl SqlStore {
+    pub(super) fn new(writer: AnyPool, reader: AnyPool, lock_user: Option<&'static str>) -> Self {
+        SqlStore { writer, reader, lock_user }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    email: String,
+    first_name: String,
+    last_name: String,
+    gender: String,
+    phone: String,
+    city: String,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = super::StoreError;
+    fn try_from(row: UserRow) -> StoreResult<User> {
+        Ok(User {
+            id: parse_uuid(&row.id)?,
+            username: row.username,
+            email: row.email,
+            first_name: row.first_name,
+            last_name: row.last_name,
+            gender: row.gender,
+            phone: row.phone,
+            city: row.city,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserWithHashRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_hash: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: String,
+    user_id: String,
+    company_name: String,
+    title: String,
+    first_date: i64,
+    last_date: i64,
+    skills: String,
+    department: String,
+    ein: String,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = super::StoreError;
+    fn try_from(row: JobRow) -> StoreResult<Job> {
+        Ok(Job {
+            id: parse_uuid(&row.id)?,
+            user_id: parse_uuid(&row.user_id)?,
+            company_name: row.company_name,
+            title: row.title,
+            first_date: from_millis(row.first_date)?,
+            last_date: from_millis(row.last_date)?,
+            skills: row.skills,
+            department: row.department,
+            ein: row.ein,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: String,
+    user_id: String,
+    generation: i64,
+    rotated_at: Option<i64>,
+    created_at: i64,
+    last_used_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    fingerprint_hash: Option<String>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = super::StoreError;
+    fn try_from(row: SessionRow) -> StoreResult<Session> {
+        Ok(Session {
+            id: parse_uuid(&row.id)?,
+            user_id: parse_uuid(&row.user_id)?,
+            generation: row.generation,
+            rotated_at: row.rotated_at.map(from_millis).transpose()?,
+            created_at: from_millis(row.created_at)?,
+            last_used_at: from_millis(row.last_used_at)?,
+            expires_at: from_millis(row.expires_at)?,
+            revoked_at: row.revoked_at.map(from_millis).transpose()?,
+            fingerprint_hash: row.fingerprint_hash,
+            user_agent: row.user_agent,
+            ip: row.ip,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    kid: String,
+    alg: String,
+    private_der: Vec<u8>,
+    public_jwk: String,
+    created_at: i64,
+    retired_at: Option<i64>,
+}
+
+impl TryFrom<KeyRow> for StoredKey {
+    type Error = super::StoreError;
+    fn try_from(row: KeyRow) -> StoreResult<StoredKey> {
+        Ok(StoredKey {
+            kid: row.kid,
+            alg: row.alg,
+            private_der: row.private_der,
+            public_jwk: row.public_jwk,
+            created_at: from_millis(row.created_at)?,
+            retired_at: row.retired_at.map(from_millis).transpose()?,
+        })
+    }
+}
+
+const USER_COLUMNS: &str = "id, username, email, first_name, last_name, gender, phone, city";
+const SESSION_COLUMNS: &str = "id, user_id, generation, rotated_at, created_at, last_used_at, \
+     expires_at, revoked_at, fingerprint_hash, user_agent, ip";
+const LIVE: &str = "revoked_at IS NULL AND expires_at > $2";
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn insert_user(&self, user: &User, password_hash: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, username, email, first_name, last_name, gender, phone, city, \
+             password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(user.id.to_string())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(&user.gender)
+        .bind(&user.phone)
+        .bind(&user.city)
+        .bind(password_hash)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<(User, String)>> {
+        let row: Option<UserWithHashRow> = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| Ok((row.user.try_into()?, row.password_hash)))
+            .transpose()
+    }
+
+    async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> =
+            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                .bind(id.to_string())
+                .fetch_optional(&self.reader)
+                .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn set_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(updated == 1)
+    }
+
+    async fn insert_job(&self, job: &Job) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO jobs (id, user_id, company_name, title, first_date, last_date, skills, \
+             department, ein) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(job.id.to_string())
+        .bind(job.user_id.to_string())
+        .bind(&job.company_name)
+        .bind(&job.title)
+        .bind(to_millis(job.first_date))
+        .bind(to_millis(job.last_date))
+        .bind(&job.skills)
+        .bind(&job.department)
+        .bind(&job.ein)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn jobs_of(&self, user_id: Uuid) -> StoreResult<Vec<Job>> {
+        let rows: Vec<JobRow> = sqlx::query_as(
+            "SELECT id, user_id, company_name, title, first_date, last_date, skills, department, \
+             ein FROM jobs WHERE user_id = $1 ORDER BY first_date DESC",
+        )
+        .bind(user_id.to_string())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(Job::try_from).collect()
+    }
+
+    async fn create_session(
+        &self,
+        session: &Session,
+        limit: SessionLimit,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let user_id = session.user_id.to_string();
+        let mut tx = self.writer.begin().await?;
+        if let Some(lock_user) = self.lock_user {
+            sqlx::query(lock_user).bind(&user_id).execute(&mut *tx).await?;
+        }
+        let live: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT id FROM sessions WHERE user_id = $1 AND {LIVE} ORDER BY last_used_at, created_at"
+        ))
+        .bind(&user_id)
+        .bind(to_millis(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        let excess = (live.len() + 1).saturating_sub(limit.max_sessions as usize);
+        let to_revoke: &[(String,)] = match limit.policy {
+            _ if excess == 0 => &[],
+            SessionLimitPolicy::RevokeAll => &live,
+            SessionLimitPolicy::EvictOldest => &live[..excess.min(live.len())],
+        };
+        for (id,) in to_revoke {
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(to_millis(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(session.id.to_string())
+        .bind(&user_id)
+        .bind(session.generation)
+        .bind(session.rotated_at.map(to_millis))
+        .bind(to_millis(session.created_at))
+        .bind(to_millis(session.last_used_at))
+        .bind(to_millis(session.expires_at))
+        .bind(session.revoked_at.map(to_millis))
+        .bind(&session.fingerprint_hash)
+        .bind(&session.user_agent)
+        .bind(&session.ip)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(to_revoke.len() as u64)
+    }
+
+    async fn find_session(&self, id: Uuid) -> StoreResult<Option<Session>> {
+        let row: Option<SessionRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(Session::try_from).transpose()
+    }
+
+    async fn rotate_session(
+        &self,
+        id: Uuid,
+        generation: i64,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let rotated = sqlx::query(&format!(
+            "UPDATE sessions SET generation = generation + 1, rotated_at = $2, last_used_at = $2, \
+             expires_at = $4 WHERE id = $1 AND generation = $3 AND {LIVE}"
+        ))
+        .bind(id.to_string())
+        .bind(to_millis(now))
+        .bind(generation)
+        .bind(to_millis(expires_at))
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(rotated == 1)
+    }
+
+    async fn touch_session(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(to_millis(now))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn revoke_session(
+        &self,
+        id: Uuid,
+        owner: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let revoked = sqlx::query(&format!(
+            "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND {LIVE} \
+             AND (CAST($3 AS TEXT) IS NULL OR user_id = $3)"
+        ))
+        .bind(id.to_string())
+        .bind(to_millis(now))
+        .bind(owner.map(|owner| owner.to_string()))
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(revoked == 1)
+    }
+
+    async fn revoke_sessions_of(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<u64> {
+        let revoked = sqlx::query(&format!(
+            "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND {LIVE}"
+        ))
+        .bind(user_id.to_string())
+        .bind(to_millis(now))
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(revoked)
+    }
+
+    async fn live_sessions_of(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Session>> {
+        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND {LIVE} \
+             ORDER BY created_at DESC, id"
+        ))
+        .bind(user_id.to_string())
+        .bind(to_millis(now))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(Session::try_from).collect()
+    }
+
+    async fn count_live_sessions(&self, now: OffsetDateTime) -> StoreResult<i64> {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(to_millis(now))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(count)
+    }
+
+    async fn delete_dead_sessions(&self, cutoff: OffsetDateTime) -> StoreResult<u64> {
+        let deleted =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at <= $1")
+                .bind(to_millis(cutoff))
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+        Ok(deleted)
+    }
+
+    async fn insert_key_if_none(&self, key: &StoredKey) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_der, public_jwk, created_at, retired_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_der)
+        .bind(&key.public_jwk)
+        .bind(to_millis(key.created_at))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn rotate_key(&self, key: &StoredKey, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = $2 WHERE alg = $1 AND retired_at IS NULL",
+        )
+        .bind(&key.alg)
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_der, public_jwk, created_at, retired_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_der)
+        .bind(&key.public_jwk)
+        .bind(to_millis(key.created_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn keys(&self, alg: &str) -> StoreResult<Vec<StoredKey>> {
+        let rows: Vec<KeyRow> = sqlx::query_as(
+            "SELECT kid, alg, private_der, public_jwk, created_at, retired_at FROM signing_keys \
+             WHERE alg = $1 ORDER BY created_at DESC",
+        )
+        .bind(alg)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(StoredKey::try_from).collect()
+    }
+}

@@ -1,0 +1,67 @@
+//! `tollgate` as a separate process, the way users run it.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test, with a clean environment.
+pub fn tollgate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+/// A server process on a random port; killed when dropped. Its log goes to a file.
+pub struct Server {
+    pub child: std::process::Child,
+    pub address: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn start(database: &str, command: &str) -> Server {
+        Server::start_with(database, command, &[])
+    }
+
+    /// Starts `tollgate COMMAND` on `database` with extra flags and waits until it listens.
+    pub fn start_with(database: &str, command: &str, extra: &[&str]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::env::temp_dir().join(format!("tollgate-test-{}.log", uuid::Uuid::new_v4()));
+        let child = tollgate()
+            .args([command, "--addr", &format!("127.0.0.1:{port}"), "--login-rate", "off"])
+            .args(extra)
+            .env("TOLLGATE_DATABASE_URL", database)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut server = Server { child, address: format!("http://127.0.0.1:{port}"), log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("tollgate {command} exited with {status}: {}", server.log_text());
+            }
+            assert!(Instant::now() < deadline, "server did not start: {}", server.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
