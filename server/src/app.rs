@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use time::OffsetDateTime;
@@ -16,9 +15,6 @@ use crate::sessions::{SessionPolicy, Sessions};
 use crate::store::{self, Store, StoreError};
 use crate::tokens::{Lifetimes, TokenError, Tokens};
 use crate::users::{Passwords, UserError};
-
-/// How often dead sessions are swept and rotated keys picked up.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -131,7 +127,7 @@ impl Application {
 
 /// Sweeps dead sessions, reloads keys rotated elsewhere, forgets idle rate-limit entries.
 async fn maintain(state: AppState) {
-    let mut interval = tokio::time::interval(MAINTENANCE_INTERVAL);
+    let mut interval = tokio::time::interval(state.config.sweep_interval);
     loop {
         interval.tick().await;
         match state.sessions.sweep(OffsetDateTime::now_utc()).await {

@@ -6,7 +6,9 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{shutdown_signal, Application};
-use crate::config::{Config, ConfigError, ServerArgs, SigningArgs, SigningConfig, StoreArgs, StoreConfig};
+use crate::config::{
+    Config, ConfigError, ServerArgs, SigningArgs, SigningConfig, StoreArgs, StoreConfig,
+};
 use crate::store;
 use crate::users::{self, NewUser, Passwords};
 

@@ -64,6 +64,9 @@ pub struct ServerArgs {
         default_value = "web/dist/tollgate-web/browser"
     )]
     pub web_dir: PathBuf,
+    /// How often dead sessions are deleted and keys rotated elsewhere picked up.
+    #[arg(long, env = "TOLLGATE_SWEEP_INTERVAL", default_value = "30s")]
+    pub sweep_interval: String,
     /// Sign-in attempts allowed per client IP and per username, as `N/PERIOD`, or `off`.
     #[arg(long, env = "TOLLGATE_LOGIN_RATE", default_value = "10/1m")]
     pub login_rate: String,
@@ -158,6 +161,7 @@ pub struct Config {
     pub audience: String,
     pub cors_origins: Vec<HeaderValue>,
     pub web_dir: PathBuf,
+    pub sweep_interval: Duration,
     pub login_rate: Option<LoginRate>,
 }
 
@@ -259,6 +263,11 @@ impl Config {
             audience: non_empty("TOLLGATE_AUDIENCE", "audience", &args.audience)?,
             cors_origins,
             web_dir: args.web_dir.clone(),
+            sweep_interval: positive(
+                "TOLLGATE_SWEEP_INTERVAL",
+                "sweep-interval",
+                &args.sweep_interval,
+            )?,
             login_rate: parse_login_rate(&args.login_rate)?,
         })
     }
@@ -310,7 +319,10 @@ pub struct StoreConfig {
 impl StoreConfig {
     /// Validates the store settings; `default_url` is used when none is given.
     pub fn from_args(args: &StoreArgs, default_url: &str) -> Result<StoreConfig, ConfigError> {
-        let url = args.database_url.clone().unwrap_or_else(|| default_url.to_owned());
+        let url = args
+            .database_url
+            .clone()
+            .unwrap_or_else(|| default_url.to_owned());
         let known = ["sqlite:", "postgres:", "postgresql:"];
         if !known.iter().any(|scheme| url.starts_with(scheme)) {
             return Err(invalid(
@@ -319,16 +331,32 @@ impl StoreConfig {
                 "must start with sqlite: or postgres:",
             ));
         }
-        let pool_size = args.db_pool_size.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            invalid("TOLLGATE_DB_POOL_SIZE", "db-pool-size", format!("{:?} is not a whole number above 0", args.db_pool_size))
-        })?;
+        let pool_size = args
+            .db_pool_size
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                invalid(
+                    "TOLLGATE_DB_POOL_SIZE",
+                    "db-pool-size",
+                    format!("{:?} is not a whole number above 0", args.db_pool_size),
+                )
+            })?;
         let timeout = humantime::parse_duration(&args.db_timeout)
             .ok()
             .filter(|timeout| !timeout.is_zero())
             .ok_or_else(|| {
-                invalid("TOLLGATE_DB_TIMEOUT", "db-timeout", format!("{:?} is not a duration above 0s", args.db_timeout))
+                invalid(
+                    "TOLLGATE_DB_TIMEOUT",
+                    "db-timeout",
+                    format!("{:?} is not a duration above 0s", args.db_timeout),
+                )
             })?;
-        Ok(StoreConfig { url, options: StoreOptions { pool_size, timeout } })
+        Ok(StoreConfig {
+            url,
+            options: StoreOptions { pool_size, timeout },
+        })
     }
 }
 

@@ -15,7 +15,6 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("a record with the same key already exists")]
@@ -51,10 +50,7 @@ impl From<sqlx::Error> for StoreError {
 /// PostgreSQL error codes that mean "not now" rather than "wrong": connection exceptions,
 /// shutdowns, too many connections, and our own statement timeout.
 fn is_unavailable(code: &str) -> bool {
-    code.starts_with("08")
-        || code.starts_with("57P")
-        || code == "53300"
-        || code == "57014"
+    code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "57014"
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -225,7 +221,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { pool_size: 10, timeout: Duration::from_secs(5) }
+        StoreOptions {
+            pool_size: 10,
+            timeout: Duration::from_secs(5),
+        }
     }
 }
 

@@ -22,7 +22,11 @@ pub struct SqlStore {
 
 impl SqlStore {
     pub(super) fn new(writer: AnyPool, reader: AnyPool, lock_user: Option<&'static str>) -> Self {
-        SqlStore { writer, reader, lock_user }
+        SqlStore {
+            writer,
+            reader,
+            lock_user,
+        }
     }
 }
 
@@ -268,7 +272,10 @@ impl Store for SqlStore {
         let user_id = session.user_id.to_string();
         let mut tx = self.writer.begin().await?;
         if let Some(lock_user) = self.lock_user {
-            sqlx::query(lock_user).bind(&user_id).execute(&mut *tx).await?;
+            sqlx::query(lock_user)
+                .bind(&user_id)
+                .execute(&mut *tx)
+                .await?;
         }
         let live: Vec<(String,)> = sqlx::query_as(&format!(
             "SELECT id FROM sessions WHERE user_id = $1 AND {LIVE} ORDER BY last_used_at, created_at"

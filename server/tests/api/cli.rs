@@ -261,7 +261,10 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
         .unwrap();
         // The server is now inside the request, waiting for the rest of its body.
         std::thread::sleep(Duration::from_millis(300));
-        Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &server.child.id().to_string()])
+            .status()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(300));
         stream.write_all(&body.as_bytes()[10..]).unwrap();
         let mut status_line = String::new();
@@ -276,7 +279,10 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
         let log = server.log_text();
         assert!(status.success(), "{status}: {log}");
         assert!(log.contains("stopped"), "{log}");
-        assert!(!log.contains("eyJ") && !log.contains(body), "no tokens or passwords in logs");
+        assert!(
+            !log.contains("eyJ") && !log.contains(body),
+            "no tokens or passwords in logs"
+        );
     })
     .await
     .unwrap();
@@ -290,8 +296,16 @@ async fn migrate_creates_the_schema_and_can_run_again() {
         Backend::Postgres => fresh_database_url().await,
     };
     for _ in 0..2 {
-        let output = tollgate().arg("migrate").env("TOLLGATE_DATABASE_URL", &database).output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let output = tollgate()
+            .arg("migrate")
+            .env("TOLLGATE_DATABASE_URL", &database)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     if backend() == Backend::Sqlite {
         assert!(file.exists());

@@ -74,23 +74,33 @@ pub async fn fresh_postgres_database() -> String {
     static CLEANED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     let admin_url = postgres_admin_url();
     let prefix = format!("tollgate_test_{}_", env!("CARGO_CRATE_NAME"));
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("PostgreSQL for tests");
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("PostgreSQL for tests");
     CLEANED
         .get_or_init(|| async {
-            let stale: Vec<(String,)> = sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE $1")
-                .bind(format!("{prefix}%"))
-                .fetch_all(&mut admin)
-                .await
-                .expect("list test databases");
+            let stale: Vec<(String,)> =
+                sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE $1")
+                    .bind(format!("{prefix}%"))
+                    .fetch_all(&mut admin)
+                    .await
+                    .expect("list test databases");
             for (name,) in stale {
-                let _ = admin.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str()).await;
+                let _ = admin
+                    .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+                    .await;
             }
         })
         .await;
     let name = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
-    admin.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await.expect("create test database");
+    admin
+        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await
+        .expect("create test database");
     let _ = admin.close().await;
-    let (server, _) = admin_url.rsplit_once('/').expect("database URL with a path");
+    let (server, _) = admin_url
+        .rsplit_once('/')
+        .expect("database URL with a path");
     format!("{server}/{name}")
 }
 
@@ -101,12 +111,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app with the demo users and these extra flags.
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
-    let database = fresh_database_url().await;
+    spawn_app_on(&fresh_database_url().await, extra).await
+}
+
+/// The app with the demo users on `database`.
+pub async fn spawn_app_on(database: &str, extra: &[&str]) -> TestApp {
     let mut flags: Vec<String> = [
         "--addr",
         "127.0.0.1:0",
         "--database-url",
-        &database,
+        database,
         "--login-rate",
         "off",
         "--web-dir",

@@ -1,4 +1,5 @@
 //! `tollgate` as a separate process, the way users run it.
+#![allow(dead_code)] // shared by several test binaries, each using a part
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -7,7 +8,9 @@ use std::time::{Duration, Instant};
 /// The binary under test, with a clean environment.
 pub fn tollgate() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     command
 }
 
@@ -16,6 +19,7 @@ pub struct Server {
     pub child: std::process::Child,
     pub address: String,
     pub log: PathBuf,
+    port: u16,
 }
 
 impl Server {
@@ -25,31 +29,63 @@ impl Server {
 
     /// Starts `tollgate COMMAND` on `database` with extra flags and waits until it listens.
     pub fn start_with(database: &str, command: &str, extra: &[&str]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut server = Server::spawn(database, command, extra);
+        server.wait_ready();
+        server
+    }
+
+    /// Starts `tollgate COMMAND` without waiting for it to listen.
+    pub fn spawn(database: &str, command: &str, extra: &[&str]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = std::env::temp_dir().join(format!("tollgate-test-{}.log", uuid::Uuid::new_v4()));
         let child = tollgate()
-            .args([command, "--addr", &format!("127.0.0.1:{port}"), "--login-rate", "off"])
+            .args([
+                command,
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--login-rate",
+                "off",
+            ])
             .args(extra)
             .env("TOLLGATE_DATABASE_URL", database)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut server = Server { child, address: format!("http://127.0.0.1:{port}"), log };
+        Server {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            log,
+            port,
+        }
+    }
+
+    pub fn wait_ready(&mut self) {
+        let (port, server) = (self.port, self);
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("tollgate {command} exited with {status}: {}", server.log_text());
+                panic!("tollgate exited with {status}: {}", server.log_text());
             }
-            assert!(Instant::now() < deadline, "server did not start: {}", server.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "server did not start: {}",
+                server.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        server
     }
 
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         self.child.wait().unwrap()
     }
 

@@ -1,0 +1,452 @@
+//! Several `tollgate serve` processes sharing one PostgreSQL (DESIGN §7). Needs
+//! `TOLLGATE_TEST_DATABASE_URL`; without it these tests fail rather than skip.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../api/helpers.rs"]
+mod helpers;
+#[path = "../api/process.rs"]
+mod process;
+mod proxy;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tollgate::store::{Store, StoreOptions};
+
+use helpers::{
+    decode, fresh_postgres_database, postgres_admin_url, problem, sid, spawn_app_on, token,
+};
+use process::{tollgate, Server};
+use proxy::Proxy;
+
+/// Three instances on a new database; the first seeds the demo users.
+async fn three_instances(extra: &[&str]) -> (String, Vec<Server>) {
+    let database = fresh_postgres_database().await;
+    let first = Server::start_with(&database, "demo", extra);
+    let rest = (0..2).map(|_| Server::start_with(&database, "serve", extra));
+    (
+        database.clone(),
+        std::iter::once(first).chain(rest).collect(),
+    )
+}
+
+async fn store(database: &str) -> std::sync::Arc<dyn Store> {
+    tollgate::store::connect(database, &StoreOptions::default())
+        .await
+        .unwrap()
+}
+
+async fn login(client: &reqwest::Client, server: &Server) -> Value {
+    let response = client
+        .post(format!("{}/api/login", server.address))
+        .json(&json!({ "username": "user1", "password": "password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+async fn refresh(
+    client: &reqwest::Client,
+    server: &Server,
+    refresh_token: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{}/api/refresh-token", server.address))
+        .json(&json!({ "refreshToken": refresh_token }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn jwks(client: &reqwest::Client, server: &Server) -> Value {
+    let url = format!("{}/.well-known/jwks.json", server.address);
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn instances_starting_together_on_an_empty_database_agree_on_one_key_set() {
+    let database = fresh_postgres_database().await;
+    let mut servers: Vec<Server> = (0..3)
+        .map(|_| Server::spawn(&database, "serve", &[]))
+        .collect();
+    servers.iter_mut().for_each(Server::wait_ready);
+    let client = reqwest::Client::new();
+    let first = jwks(&client, &servers[0]).await;
+    assert_eq!(first["keys"].as_array().unwrap().len(), 1, "{first}");
+    for server in &servers[1..] {
+        assert_eq!(jwks(&client, server).await, first);
+    }
+}
+
+#[tokio::test]
+async fn a_token_rotated_on_b_and_replayed_on_c_revokes_the_session() {
+    let (database, servers) = three_instances(&["--refresh-reuse-grace", "0s"]).await;
+    let client = reqwest::Client::new();
+    let signed_in = login(&client, &servers[0]).await;
+    let old = token(&signed_in, "refreshToken");
+    let rotated = refresh(&client, &servers[1], &old).await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let rotated: Value = rotated.json().await.unwrap();
+    problem(
+        refresh(&client, &servers[2], &old).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let session = store(&database)
+        .await
+        .find_session(sid(&old))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(session.revoked_at.is_some());
+    problem(
+        refresh(&client, &servers[0], &token(&rotated, "refreshToken")).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_logout_on_b_is_refused_refresh_on_a() {
+    let (_, servers) = three_instances(&[]).await;
+    let client = reqwest::Client::new();
+    let signed_in = login(&client, &servers[0]).await;
+    let logout = client
+        .post(format!("{}/api/logout", servers[1].address))
+        .json(&json!({ "refreshToken": token(&signed_in, "refreshToken") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    problem(
+        refresh(&client, &servers[0], &token(&signed_in, "refreshToken")).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_refreshes_across_instances_rotate_exactly_once() {
+    let (database, servers) = three_instances(&[]).await;
+    let client = reqwest::Client::new();
+    let signed_in = login(&client, &servers[0]).await;
+    let refresh_token = token(&signed_in, "refreshToken");
+    let mut racers = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let (client, url) = (
+            client.clone(),
+            format!("{}/api/refresh-token", servers[n % 3].address),
+        );
+        let body = json!({ "refreshToken": refresh_token });
+        racers.spawn(async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        });
+    }
+    let mut generations = Vec::new();
+    while let Some(pair) = racers.join_next().await {
+        generations.push(
+            decode(&token(&pair.unwrap(), "refreshToken")).1["gen"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    assert!(
+        generations.iter().all(|gen| *gen == 1),
+        "one live generation: {generations:?}"
+    );
+    let session = store(&database)
+        .await
+        .find_session(sid(&refresh_token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.generation, 1);
+    assert!(session.revoked_at.is_none());
+}
+
+async fn parallel_logins_leave(policy: &str) -> usize {
+    let (database, servers) = three_instances(&["--session-limit-policy", policy]).await;
+    let client = reqwest::Client::new();
+    let mut logins = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let (client, url) = (
+            client.clone(),
+            format!("{}/api/login", servers[n % 3].address),
+        );
+        logins.spawn(async move {
+            let body = json!({ "username": "user1", "password": "password" });
+            client.post(url).json(&body).send().await.unwrap().status()
+        });
+    }
+    while let Some(status) = logins.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::OK);
+    }
+    let store = store(&database).await;
+    let (user, _) = store.find_user_by_username("user1").await.unwrap().unwrap();
+    store
+        .live_sessions_of(user.id, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_parallel_logins_across_instances_never_exceed_the_limit() {
+    let live = parallel_logins_leave("revoke-all").await;
+    assert!((1..=5).contains(&live), "revoke-all left {live}");
+    assert_eq!(parallel_logins_leave("evict-oldest").await, 5);
+}
+
+#[tokio::test]
+async fn keys_rotated_through_one_are_seen_by_all() {
+    let (database, servers) = three_instances(&["--sweep-interval", "1s"]).await;
+    let client = reqwest::Client::new();
+    let before = login(&client, &servers[0]).await;
+    let output = tollgate()
+        .args(["keys", "rotate"])
+        .env("TOLLGATE_DATABASE_URL", &database)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for server in &servers {
+        while jwks(&client, server).await["keys"]
+            .as_array()
+            .unwrap()
+            .len()
+            != 2
+        {
+            assert!(Instant::now() < deadline, "rotation not picked up");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let old_kid = decode(&token(&before, "accessToken")).0["kid"].clone();
+    for server in &servers {
+        let after = login(&client, server).await;
+        assert_ne!(decode(&token(&after, "accessToken")).0["kid"], old_kid);
+        let me = client
+            .get(format!("{}/api/current-user", server.address))
+            .bearer_auth(token(&before, "accessToken"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), StatusCode::OK, "old tokens still verify");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeping_on_every_instance_at_once_conflicts_with_nothing() {
+    let (database, servers) = three_instances(&[
+        "--sweep-interval",
+        "1s",
+        "--refresh-ttl",
+        "1s",
+        "--max-sessions",
+        "100",
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let until = Instant::now() + Duration::from_secs(4);
+    let mut round = 0;
+    while Instant::now() < until {
+        let server = &servers[round % 3];
+        let signed_in = login(&client, server).await;
+        if round % 2 == 0 {
+            let url = format!("{}/api/logout", servers[(round + 1) % 3].address);
+            let body = json!({ "refreshToken": token(&signed_in, "refreshToken") });
+            assert_eq!(
+                client.post(url).json(&body).send().await.unwrap().status(),
+                StatusCode::NO_CONTENT
+            );
+        }
+        round += 1;
+    }
+    // Every session is now dead (revoked, or past its 1 s refresh lifetime); give the sweeps a turn.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let store = store(&database).await;
+    let (user, _) = store.find_user_by_username("user1").await.unwrap().unwrap();
+    assert!(store
+        .live_sessions_of(user.id, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .delete_dead_sessions(time::OffsetDateTime::now_utc())
+            .await
+            .unwrap(),
+        0,
+        "already swept"
+    );
+    for server in &servers {
+        let log = server.log_text();
+        assert!(log.contains("dead sessions swept"), "{log}");
+        assert!(!log.contains("failed") && !log.contains("ERROR"), "{log}");
+    }
+}
+
+/// `host:port` of the test PostgreSQL server.
+fn postgres_address() -> String {
+    let url = postgres_admin_url();
+    let after_scheme = url.split_once("://").unwrap().1;
+    let authority = after_scheme.split('/').next().unwrap();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    }
+}
+
+#[tokio::test]
+async fn a_lost_database_gives_fast_503s_and_service_returns_without_a_restart() {
+    let direct = fresh_postgres_database().await;
+    let address = postgres_address();
+    let target = tokio::net::lookup_host(&address)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let mut proxy = Proxy::start(target).await;
+    let via_proxy = direct.replacen(&address, &format!("127.0.0.1:{}", proxy.port), 1);
+    assert_ne!(via_proxy, direct);
+    let app = spawn_app_on(&via_proxy, &["--db-timeout", "2s"]).await;
+    let signed_in = app.login_ok("user1").await;
+    let access = token(&signed_in, "accessToken");
+
+    proxy.cut().await;
+    let started = Instant::now();
+    problem(
+        app.client.get(app.url("/healthz")).send().await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    problem(
+        app.login("user1", "password").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    problem(
+        app.get("/api/job-list", &access).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    // Never 403 here: a client would sign its user out over an outage.
+    problem(
+        app.refresh(&token(&signed_in, "refreshToken")).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(20),
+        "four calls bounded by the 2 s timeout took {waited:?}"
+    );
+    // Verifying an access token needs no database.
+    let token_only = app
+        .client
+        .get(app.url("/api/current-user"))
+        .bearer_auth("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token_only.status(), StatusCode::UNAUTHORIZED);
+
+    proxy.restore().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != StatusCode::OK
+    {
+        assert!(Instant::now() < deadline, "no recovery");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        app.get("/api/job-list", &access).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.refresh(&token(&signed_in, "refreshToken"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    app.login_ok("user1").await;
+}
+
+/// The same race without password hashing in between, so transactions really overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_parallel_session_creations_from_three_pools_keep_the_limit_exact() {
+    use tollgate::store::{Session, SessionLimit, SessionLimitPolicy};
+    let database = fresh_postgres_database().await;
+    let stores = [
+        store(&database).await,
+        store(&database).await,
+        store(&database).await,
+    ];
+    let passwords = tollgate::users::Passwords::new().await.unwrap();
+    tollgate::users::seed_demo(stores[0].as_ref(), &passwords)
+        .await
+        .unwrap();
+    let (user, _) = stores[0]
+        .find_user_by_username("user1")
+        .await
+        .unwrap()
+        .unwrap();
+    let limit = SessionLimit {
+        max_sessions: 5,
+        policy: SessionLimitPolicy::EvictOldest,
+    };
+    let mut creations = tokio::task::JoinSet::new();
+    for n in 0..60 {
+        let store = stores[n % 3].clone();
+        let user_id = user.id;
+        creations.spawn(async move {
+            let now = time::OffsetDateTime::now_utc();
+            let session = Session {
+                id: uuid::Uuid::new_v4(),
+                user_id,
+                generation: 0,
+                rotated_at: None,
+                created_at: now,
+                last_used_at: now,
+                expires_at: now + time::Duration::hours(1),
+                revoked_at: None,
+                fingerprint_hash: None,
+                user_agent: None,
+                ip: None,
+            };
+            store.create_session(&session, limit, now).await.unwrap();
+        });
+    }
+    while let Some(done) = creations.join_next().await {
+        done.unwrap();
+    }
+    let live = stores[0]
+        .live_sessions_of(user.id, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 5);
+}
