@@ -1,0 +1,94 @@
+import { HttpErrorResponse } from '@angular/common/http';
+import { ChangeDetectionStrategy, Component, inject, input, signal } from '@angular/core';
+import { FormBuilder, ReactiveFormsModule, Validators } from '@angular/forms';
+import { Router } from '@angular/router';
+
+import { AuthService } from '../core/auth.service';
+import { Problem } from '../core/models';
+
+@Component({
+  selector: 'app-login',
+  imports: [ReactiveFormsModule],
+  changeDetection: ChangeDetectionStrategy.OnPush,
+  template: `
+    <section class="row justify-content-center py-5">
+      <div class="col-sm-9 col-md-6 col-lg-4">
+        <h1 class="h3 mb-4">Sign in</h1>
+        <form [formGroup]="form" (ngSubmit)="submit()" novalidate>
+          <div class="mb-3">
+            <label class="form-label" for="username">Username</label>
+            <input id="username" class="form-control" formControlName="username" autocomplete="username" />
+          </div>
+          <div class="mb-3">
+            <label class="form-label" for="password">Password</label>
+            <input
+              id="password"
+              class="form-control"
+              type="password"
+              formControlName="password"
+              autocomplete="current-password"
+            />
+          </div>
+          @if (error(); as message) {
+            <div class="alert alert-danger" role="alert">{{ message }}</div>
+          }
+          <button class="btn btn-primary w-100" type="submit" [disabled]="form.invalid || busy()">
+            @if (busy()) {
+              <span class="spinner-border spinner-border-sm me-2" aria-hidden="true"></span>
+            }
+            Sign in
+          </button>
+        </form>
+      </div>
+    </section>
+  `,
+})
+export class LoginPage {
+  private readonly auth = inject(AuthService);
+  private readonly router = inject(Router);
+
+  /** Where to go after signing in (a query parameter set by the guard). */
+  readonly returnUrl = input<string>();
+
+  protected readonly form = inject(FormBuilder).nonNullable.group({
+    username: ['', Validators.required],
+    password: ['', Validators.required],
+  });
+  protected readonly busy = signal(false);
+  protected readonly error = signal<string | null>(null);
+
+  async submit(): Promise<void> {
+    if (this.form.invalid) {
+      return;
+    }
+    this.busy.set(true);
+    this.error.set(null);
+    const { username, password } = this.form.getRawValue();
+    try {
+      await this.auth.login(username, password);
+      await this.router.navigateByUrl(safeReturnUrl(this.returnUrl()));
+    } catch (error) {
+      this.error.set(messageOf(error));
+    } finally {
+      this.busy.set(false);
+    }
+  }
+}
+
+/** Only paths on this site, never `//elsewhere` or a full URL. */
+function safeReturnUrl(url: string | undefined): string {
+  return url && url.startsWith('/') && !url.startsWith('//') ? url : '/profile';
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof HttpErrorResponse) {
+    const problem = error.error as Partial<Problem> | null;
+    if (problem?.detail) {
+      return problem.detail;
+    }
+    if (error.status === 0) {
+      return 'The server cannot be reached. Check your connection and try again.';
+    }
+  }
+  return 'Sign-in failed. Please try again.';
+}
