@@ -2,22 +2,41 @@
 # `make test` (every test). See README.md.
 
 CARGO ?= cargo
+NPM ?= npm
 # PostgreSQL for the tests that need it; they fail, never skip, without one.
 TOLLGATE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TOLLGATE_TEST_DATABASE_URL
 
-.PHONY: run test lint test-server
+.PHONY: run web test lint test-server test-web chromium
 
-run:
+run: web
 	$(CARGO) run --release --bin tollgate -- demo
 
-test: lint test-server
+# The client, built into web/dist/tollgate-web/browser, where `tollgate` serves it from.
+web: web/node_modules
+	cd web && npx ng build
 
-lint:
+web/node_modules: web/package-lock.json
+	cd web && $(NPM) ci --no-audit --no-fund
+	touch web/node_modules
+
+test: lint test-server test-web
+
+lint: web/node_modules
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	cd web && npx ng lint
 
 # The API suite runs twice, once per backend; the multi-instance suite is PostgreSQL only.
 test-server:
 	$(CARGO) test --workspace
 	TOLLGATE_TEST_BACKEND=postgres $(CARGO) test --test api
+
+# Unit tests (Vitest), then end-to-end tests against a real `tollgate demo` in Chromium.
+test-web: web chromium
+	cd web && npx ng test --watch=false
+	$(CARGO) build --bin tollgate
+	cd web && node --test --test-concurrency=1 e2e/
+
+chromium:
+	./scripts/ensure-chromium.sh
