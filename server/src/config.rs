@@ -2,13 +2,14 @@
 //! into a typed [`Config`] before anything starts.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
 use clap::Args;
+use ipnet::IpNet;
 use jsonwebtoken::Algorithm;
 
 use crate::store::{SessionLimit, SessionLimitPolicy, StoreOptions};
@@ -64,6 +65,12 @@ pub struct ServerArgs {
         default_value = "web/dist/tollgate-web/browser"
     )]
     pub web_dir: PathBuf,
+    /// Comma-separated proxies (IPs or CIDR ranges) whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "TOLLGATE_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// Longest time to read a request's headers, and to answer it.
+    #[arg(long, env = "TOLLGATE_REQUEST_TIMEOUT", default_value = "30s")]
+    pub request_timeout: String,
     /// How often dead sessions are deleted and keys rotated elsewhere picked up.
     #[arg(long, env = "TOLLGATE_SWEEP_INTERVAL", default_value = "30s")]
     pub sweep_interval: String,
@@ -161,6 +168,8 @@ pub struct Config {
     pub audience: String,
     pub cors_origins: Vec<HeaderValue>,
     pub web_dir: PathBuf,
+    pub trusted_proxies: Vec<IpNet>,
+    pub request_timeout: Duration,
     pub sweep_interval: Duration,
     pub login_rate: Option<LoginRate>,
 }
@@ -263,6 +272,12 @@ impl Config {
             audience: non_empty("TOLLGATE_AUDIENCE", "audience", &args.audience)?,
             cors_origins,
             web_dir: args.web_dir.clone(),
+            trusted_proxies: parse_proxies(&args.trusted_proxies)?,
+            request_timeout: positive(
+                "TOLLGATE_REQUEST_TIMEOUT",
+                "request-timeout",
+                &args.request_timeout,
+            )?,
             sweep_interval: positive(
                 "TOLLGATE_SWEEP_INTERVAL",
                 "sweep-interval",
@@ -376,6 +391,27 @@ fn parse_origin(origin: &str) -> Option<HeaderValue> {
     valid.then(|| HeaderValue::from_str(origin).ok()).flatten()
 }
 
+/// `10.0.0.1, 10.1.0.0/16`: single addresses or ranges.
+fn parse_proxies(value: &str) -> Result<Vec<IpNet>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        "TOLLGATE_TRUSTED_PROXIES",
+                        "trusted-proxies",
+                        format!("{entry:?} is neither an IP address nor a CIDR range"),
+                    )
+                })
+        })
+        .collect()
+}
+
 fn parse_login_rate(value: &str) -> Result<Option<LoginRate>, ConfigError> {
     if value == "off" {
         return Ok(None);
@@ -455,6 +491,11 @@ mod tests {
             (&["--database-url", "mysql://x"], "TOLLGATE_DATABASE_URL"),
             (&["--db-pool-size", "none"], "TOLLGATE_DB_POOL_SIZE"),
             (&["--db-timeout", "0s"], "TOLLGATE_DB_TIMEOUT"),
+            (
+                &["--trusted-proxies", "10.0.0.0/33"],
+                "TOLLGATE_TRUSTED_PROXIES",
+            ),
+            (&["--request-timeout", "never"], "TOLLGATE_REQUEST_TIMEOUT"),
         ] {
             let error = config(flags).expect_err(variable);
             assert_eq!(error.variable, variable, "{flags:?}");

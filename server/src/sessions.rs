@@ -151,6 +151,18 @@ impl Sessions {
         Ok((user, pair))
     }
 
+    /// Whether this device (by fingerprint) has had a session of `username` that is not yet swept.
+    pub async fn is_known_device(
+        &self,
+        username: &str,
+        fingerprint: &str,
+    ) -> Result<bool, AuthError> {
+        Ok(self
+            .store
+            .has_device(username, &fingerprint_hash(fingerprint))
+            .await?)
+    }
+
     /// Verifies a refresh token and rotates its session (DESIGN §4, steps 1–6).
     pub async fn refresh(
         &self,

@@ -1,8 +1,6 @@
 //! Sign-in, refresh and sign-out, with the refresh token in the body or in a cookie.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +11,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, Problem};
-use super::extract::{ApiJson, OptionalJson};
+use super::extract::{is_json, origin_allowed, ApiJson, ClientIp, OptionalJson};
 use super::AppState;
 use crate::sessions::{AuthError, Device, RefreshKind, TokenPair};
 use crate::store::User;
@@ -81,10 +79,13 @@ pub struct LogoutRequest {
     ))]
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    if !origin_allowed(&headers, &state) {
+        return Err(ApiError::CrossSite);
+    }
     if request.username.is_empty() || request.username.len() > MAX_USERNAME_BYTES {
         return Err(ApiError::BadRequest(
             "The username must have 1 to 256 bytes.".into(),
@@ -102,15 +103,27 @@ pub async fn login(
         ));
     }
     if let Some(limiter) = &state.login_limiter {
-        limiter
-            .check(peer.ip(), &request.username)
-            .map_err(|wait| {
-                metrics::counter!("tollgate_logins_total", "outcome" => "rate_limited")
-                    .increment(1);
-                ApiError::RateLimited {
-                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-                }
-            })?;
+        let limited = |wait: std::time::Duration| {
+            metrics::counter!("tollgate_logins_total", "outcome" => "rate_limited").increment(1);
+            ApiError::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+        };
+        limiter.check_ip(ip).map_err(limited)?;
+        // A device that has signed in as this user before is exempt from the per-username
+        // limit, so a flood of guesses at a username cannot lock its owner out.
+        let known = match &fingerprint {
+            Some(fingerprint) => {
+                state
+                    .sessions
+                    .is_known_device(&request.username, fingerprint)
+                    .await?
+            }
+            None => false,
+        };
+        if !known {
+            limiter.check_username(&request.username).map_err(limited)?;
+        }
     }
     let device = Device {
         fingerprint,
@@ -118,7 +131,7 @@ pub async fn login(
             .get(USER_AGENT)
             .and_then(|ua| ua.to_str().ok())
             .map(str::to_owned),
-        ip: Some(peer.ip().to_string()),
+        ip: Some(ip.to_string()),
     };
     let now = OffsetDateTime::now_utc();
     let result = state
@@ -159,7 +172,7 @@ pub async fn refresh(
     };
     let (token, from_cookie) = match request.refresh_token {
         Some(token) => (token, false),
-        None => match cookie(&headers, REFRESH_COOKIE) {
+        None => match refresh_cookie_of(&headers, &state) {
             Some(token) => (token.to_owned(), true),
             None => {
                 failed();
@@ -204,16 +217,22 @@ pub async fn logout(
     headers: HeaderMap,
     OptionalJson(request): OptionalJson<LogoutRequest>,
 ) -> Result<Response, ApiError> {
+    let cookie = refresh_cookie_of(&headers, &state);
     let token = request
         .and_then(|request| request.refresh_token)
-        .or_else(|| cookie(&headers, REFRESH_COOKIE).map(str::to_owned));
+        .or(cookie.map(str::to_owned));
     if let Some(token) = token {
         state
             .sessions
             .logout(&token, OffsetDateTime::now_utc())
             .await?;
     }
-    Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, clear_cookie())]).into_response())
+    // Only a request that could use the cookie may clear it.
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if cookie.is_some() {
+        response.headers_mut().insert(SET_COOKIE, clear_cookie());
+    }
+    Ok(response)
 }
 
 fn token_response(
@@ -256,6 +275,13 @@ fn clear_cookie() -> HeaderValue {
     HeaderValue::from_static(
         "tollgate_refresh=; HttpOnly; Secure; SameSite=Strict; Path=/api; Max-Age=0",
     )
+}
+
+/// The refresh cookie, honoured only on a JSON request from our own origin or a listed one:
+/// a cross-site form or script cannot make the browser spend it (CSRF).
+fn refresh_cookie_of<'a>(headers: &'a HeaderMap, state: &AppState) -> Option<&'a str> {
+    let safe = is_json(headers) && origin_allowed(headers, state);
+    cookie(headers, REFRESH_COOKIE).filter(|_| safe)
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.

@@ -26,6 +26,8 @@ pub enum ApiError {
     Unauthorized { token_sent: bool },
     #[error("refresh refused")]
     RefreshRefused,
+    #[error("cross-site request refused")]
+    CrossSite,
     #[error("not found")]
     NotFound,
     #[error("too many sign-in attempts")]
@@ -55,7 +57,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::RefreshRefused => StatusCode::FORBIDDEN,
+            ApiError::RefreshRefused | ApiError::CrossSite => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
@@ -77,6 +79,7 @@ impl ApiError {
             ApiError::RefreshRefused => {
                 "The refresh token is invalid, expired or revoked. Please sign in again.".into()
             }
+            ApiError::CrossSite => "Requests from other sites are refused.".into(),
             ApiError::NotFound => "Nothing here.".into(),
             ApiError::RateLimited { retry_after_secs } => {
                 format!("Too many sign-in attempts. Try again in {retry_after_secs} s.")

@@ -1,11 +1,16 @@
 //! Request extractors: JSON bodies that fail as problem+json, and the bearer-token identity.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
+use ipnet::IpNet;
 use serde::de::DeserializeOwned;
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 use super::error::ApiError;
 use super::AppState;
@@ -47,7 +52,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     }
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+pub fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -107,5 +112,105 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
         Ok(token)
     } else {
         Err(ApiError::Unauthorized { token_sent: true })
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the nearest
+/// untrusted address in `X-Forwarded-For` (read right to left, as proxies append).
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ConnectInfo(peer) = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .copied()
+            .ok_or_else(|| ApiError::Internal("no peer address on the request".into()))?;
+        Ok(ClientIp(client_ip(
+            peer.ip(),
+            &parts.headers,
+            &state.config.trusted_proxies,
+        )))
+    }
+}
+
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map_while(|entry| entry.trim().parse::<IpAddr>().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(forwarded.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// Guards the cookie transport against cross-site requests: a browser's cross-site request
+/// carries a foreign `Origin`, and cannot send `Content-Type: application/json` without a CORS
+/// preflight that we would refuse.
+pub fn origin_allowed(headers: &HeaderMap, state: &AppState) -> bool {
+    let Some(origin) = headers.get(ORIGIN) else {
+        // Not a browser, or a same-origin GET/HEAD: nothing cross-site to fear.
+        return true;
+    };
+    if state
+        .config
+        .cors_origins
+        .iter()
+        .any(|allowed| allowed == origin)
+    {
+        return true;
+    }
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|origin| origin.split_once("://"))
+        .map(|(_, host)| host);
+    let host = headers.get(HOST).and_then(|host| host.to_str().ok());
+    origin_host.is_some() && origin_host == host
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(X_FORWARDED_FOR, value.parse().expect("header"));
+        headers
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+        let peer: IpAddr = "203.0.113.9".parse().expect("ip");
+        assert_eq!(client_ip(peer, &forwarded("198.51.100.1"), &[]), peer);
+        let trusted = ["10.0.0.0/8".parse().expect("net")];
+        assert_eq!(client_ip(peer, &forwarded("198.51.100.1"), &trusted), peer);
+    }
+
+    #[test]
+    fn the_nearest_untrusted_forwarded_address_is_the_client() {
+        let proxy: IpAddr = "10.0.0.2".parse().expect("ip");
+        let trusted = ["10.0.0.0/8".parse().expect("net")];
+        // The leftmost entry is whatever the client claimed; only the proxies' appends count.
+        let headers = forwarded("1.2.3.4, 198.51.100.7, 10.0.0.5");
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted),
+            "198.51.100.7".parse::<IpAddr>().expect("ip")
+        );
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+        assert_eq!(client_ip(proxy, &forwarded("garbage"), &trusted), proxy);
     }
 }

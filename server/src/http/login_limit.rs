@@ -26,12 +26,17 @@ impl LoginLimiter {
         })
     }
 
-    /// Counts one attempt; `Err` holds how long to wait.
-    pub fn check(&self, ip: IpAddr, username: &str) -> Result<(), Duration> {
+    /// Counts one attempt from `ip`; `Err` holds how long to wait.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Duration> {
         let now = self.clock.now();
         self.by_ip
             .check_key(&ip)
-            .map_err(|denied| denied.wait_time_from(now))?;
+            .map_err(|denied| denied.wait_time_from(now))
+    }
+
+    /// Counts one attempt at `username`; `Err` holds how long to wait.
+    pub fn check_username(&self, username: &str) -> Result<(), Duration> {
+        let now = self.clock.now();
         self.by_username
             .check_key(&username.to_lowercase())
             .map_err(|denied| denied.wait_time_from(now))

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{BoxError, Router};
@@ -21,6 +21,7 @@ use tower::ServiceBuilder;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -33,7 +34,13 @@ use crate::tokens::Tokens;
 
 /// Bodies are small JSON documents; anything larger is refused with 413.
 const BODY_LIMIT: usize = 16 * 1024;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// All request headers together; larger ones get 431.
+pub const HEADER_LIMIT: usize = 16 * 1024;
+
+/// The client only loads its own scripts; Angular sets component styles inline.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+     object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 #[derive(Clone)]
 pub struct AppState {
@@ -93,9 +100,18 @@ pub fn router(state: AppState) -> Router {
                 .layer(HandleErrorLayer::new(|_: BoxError| async {
                     ApiError::Timeout
                 }))
-                .timeout(REQUEST_TIMEOUT),
+                .timeout(state.config.request_timeout),
         )
+        .layer(middleware::from_fn(limit_header_size))
         .layer(tower::util::option_layer(cors))
+        .layer(security_header(
+            "content-security-policy",
+            CONTENT_SECURITY_POLICY,
+        ))
+        .layer(security_header("x-content-type-options", "nosniff"))
+        .layer(security_header("referrer-policy", "no-referrer"))
+        .layer(security_header("x-frame-options", "DENY"))
+        .layer(security_header("cross-origin-opener-policy", "same-origin"))
         .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -121,6 +137,28 @@ async fn spa_or_not_found(State(state): State<AppState>, request: Request) -> Re
 const PLACEHOLDER_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Tollgate</title>\
 <h1>Tollgate</h1><p>The API is at <code>/api</code>; its description at \
 <a href=/api/openapi.json>/api/openapi.json</a>. The web client has not been built.</p>";
+
+fn security_header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(
+        HeaderName::from_static(name),
+        HeaderValue::from_static(value),
+    )
+}
+
+async fn limit_header_size(request: Request, next: Next) -> Response {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size > HEADER_LIMIT {
+        return error::problem(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "The request headers are too large.".into(),
+        );
+    }
+    next.run(request).await
+}
 
 /// Requests by route and status, with latency.
 async fn record_metrics(request: Request, next: Next) -> Response {

@@ -185,6 +185,8 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Session>>;
     async fn count_live_sessions(&self, now: OffsetDateTime) -> StoreResult<i64>;
+    /// Whether `username` has a session (live or not yet swept) with this fingerprint hash.
+    async fn has_device(&self, username: &str, fingerprint_hash: &str) -> StoreResult<bool>;
     /// Deletes sessions that expired or were revoked before `cutoff`.
     async fn delete_dead_sessions(&self, cutoff: OffsetDateTime) -> StoreResult<u64>;
 

@@ -415,6 +415,18 @@ impl Store for SqlStore {
         Ok(count)
     }
 
+    async fn has_device(&self, username: &str, fingerprint_hash: &str) -> StoreResult<bool> {
+        let found: Option<(i64,)> = sqlx::query_as(
+            "SELECT CAST(1 AS BIGINT) FROM sessions JOIN users ON users.id = sessions.user_id \
+             WHERE users.username = $1 AND sessions.fingerprint_hash = $2 LIMIT 1",
+        )
+        .bind(username)
+        .bind(fingerprint_hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(found.is_some())
+    }
+
     async fn delete_dead_sessions(&self, cutoff: OffsetDateTime) -> StoreResult<u64> {
         let deleted =
             sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at <= $1")

@@ -17,13 +17,26 @@ fn set_cookie(response: &Response) -> (String, String) {
     (value, header)
 }
 
+/// What our client sends: a JSON body without the token, the cookie riding along.
 async fn refresh_with_cookie(app: &crate::helpers::TestApp, cookie: &str) -> Response {
     app.client
         .post(app.url("/api/refresh-token"))
         .header(COOKIE, format!("theme=dark; tollgate_refresh={cookie}"))
+        .json(&json!({}))
         .send()
         .await
         .unwrap()
+}
+
+async fn login_with_cookie(app: &crate::helpers::TestApp) -> String {
+    let login = app
+        .post_json(
+            "/api/login",
+            &json!({ "username": "user1", "password": "password", "useCookie": true }),
+        )
+        .await;
+    assert_eq!(login.status(), StatusCode::OK);
+    set_cookie(&login).0
 }
 
 #[tokio::test]
@@ -65,6 +78,7 @@ async fn the_cookie_transport_round_trip() {
         .client
         .post(app.url("/api/logout"))
         .header(COOKIE, format!("tollgate_refresh={second}"))
+        .json(&json!({}))
         .send()
         .await
         .unwrap();
@@ -119,4 +133,94 @@ async fn body_transport_clients_keep_working_beside_cookie_ones() {
         .await
         .unwrap();
     problem(without_anything, StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn the_cookie_is_ignored_without_a_json_content_type() {
+    let app = spawn_app().await;
+    let cookie = login_with_cookie(&app).await;
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = app
+            .client
+            .post(app.url("/api/refresh-token"))
+            .header(COOKIE, format!("tollgate_refresh={cookie}"));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{content_type:?}");
+        assert!(
+            response.headers().get(SET_COOKIE).is_none(),
+            "a forged request cannot clear the cookie"
+        );
+    }
+    let forged_logout = app
+        .client
+        .post(app.url("/api/logout"))
+        .header(COOKIE, format!("tollgate_refresh={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged_logout.status(), StatusCode::NO_CONTENT);
+    assert!(forged_logout.headers().get(SET_COOKIE).is_none());
+    assert_eq!(
+        refresh_with_cookie(&app, &cookie).await.status(),
+        StatusCode::OK,
+        "the session survived"
+    );
+}
+
+#[tokio::test]
+async fn the_cookie_is_ignored_on_requests_from_a_foreign_origin() {
+    let app = spawn_app_with(&["--cors-origins", "http://localhost:4200"]).await;
+    let cookie = login_with_cookie(&app).await;
+    let from = |origin: &'static str| {
+        app.client
+            .post(app.url("/api/refresh-token"))
+            .header(COOKIE, format!("tollgate_refresh={cookie}"))
+            .header("origin", origin)
+            .json(&json!({}))
+            .send()
+    };
+    assert_eq!(
+        from("https://evil.example").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(from("null").await.unwrap().status(), StatusCode::FORBIDDEN);
+    let listed = from("http://localhost:4200").await.unwrap();
+    assert_eq!(
+        listed.status(),
+        StatusCode::OK,
+        "a listed origin may use the cookie"
+    );
+    let (rotated, _) = set_cookie(&listed);
+    let same_origin = app
+        .client
+        .post(app.url("/api/refresh-token"))
+        .header(COOKIE, format!("tollgate_refresh={rotated}"))
+        .header("origin", app.address.clone())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_origin.status(), StatusCode::OK, "our own origin may");
+}
+
+#[tokio::test]
+async fn sign_in_from_a_foreign_origin_is_refused() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/api/login"))
+        .header("origin", "https://evil.example")
+        .json(&json!({ "username": "user1", "password": "password", "useCookie": true }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get(SET_COOKIE).is_none());
+    problem(response, StatusCode::FORBIDDEN).await;
 }

@@ -293,9 +293,12 @@ async fn sweeping_on_every_instance_at_once_conflicts_with_nothing() {
         0,
         "already swept"
     );
-    for server in &servers {
-        let log = server.log_text();
-        assert!(log.contains("dead sessions swept"), "{log}");
+    let logs: Vec<String> = servers.iter().map(Server::log_text).collect();
+    assert!(
+        logs.iter().any(|log| log.contains("dead sessions swept")),
+        "{logs:?}"
+    );
+    for log in &logs {
         assert!(!log.contains("failed") && !log.contains("ERROR"), "{log}");
     }
 }
