@@ -55,6 +55,9 @@ pub struct AccessClaims {
     pub sid: Uuid,
     pub iat: i64,
     pub exp: i64,
+    /// Never issued; typed so that a malformed one is refused rather than ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub jti: Uuid,
     pub user: TokenUser,
 }
@@ -68,6 +71,9 @@ pub struct RefreshClaims {
     pub gen: i64,
     pub iat: i64,
     pub exp: i64,
+    /// Never issued; typed so that a malformed one is refused rather than ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub jti: Uuid,
 }
 
@@ -175,6 +181,7 @@ impl Tokens {
             sid,
             iat: now.unix_timestamp(),
             exp: expires_at.unix_timestamp(),
+            nbf: None,
             jti: Uuid::new_v4(),
             user: TokenUser {
                 id: user.id,
@@ -202,6 +209,7 @@ impl Tokens {
             gen,
             iat: now.unix_timestamp(),
             exp: expires_at.unix_timestamp(),
+            nbf: None,
             jti: Uuid::new_v4(),
         };
         self.sign(REFRESH_TYP, &claims)

@@ -4,6 +4,7 @@
 mod cli;
 mod cookies;
 mod helpers;
+mod hostile;
 mod login;
 mod process;
 mod refresh;
