@@ -1,12 +1,14 @@
 //! Users and their passwords (DESIGN §5).
 
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
+
+use std::cell::RefCell;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version, ARGON2ID_IDENT};
 use time::{Date, Month, OffsetDateTime, Time};
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, OnceCell};
 use uuid::Uuid;
 
 use crate::store::{Job, Store, StoreError, User};
@@ -26,72 +28,157 @@ pub enum UserError {
     Store(#[from] StoreError),
 }
 
-/// Argon2id hashing off the async runtime, a bounded number at a time, so a login flood
-/// queues instead of exhausting memory (each hash takes 19 MiB).
+/// Argon2id hashing on a fixed set of worker threads, one hash per core at a time, so a
+/// login flood queues instead of exhausting memory (each hash takes 19 MiB). Fixed threads
+/// also keep the allocator from spreading those 19 MiB blocks over ever more arenas.
 pub struct Passwords {
-    permits: Arc<Semaphore>,
+    jobs: Mutex<mpsc::Sender<HashJob>>,
     /// Verified against when the user does not exist, so that costs the same time.
-    dummy_hash: String,
+    dummy_hash: OnceCell<String>,
 }
 
-fn argon2() -> Argon2<'static> {
-    // OWASP's minimum: 19 MiB, 2 iterations, 1 lane.
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// OWASP's minimum: 19 MiB, 2 iterations, 1 lane.
+fn params() -> Params {
+    Params::new(19 * 1024, 2, 1, Some(32)).unwrap_or_default()
+}
+
+fn argon2(params: Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+thread_local! {
+    /// Each hashing thread allocates its Argon2 memory once and reuses it for every hash:
+    /// allocating 19 MiB per hash made the process grow with every sign-in.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+fn with_memory<T>(params: &Params, work: impl FnOnce(&mut [Block]) -> T) -> T {
+    MEMORY.with_borrow_mut(|blocks| {
+        if blocks.len() != params.block_count() {
+            *blocks = vec![Block::default(); params.block_count()];
+        }
+        work(blocks)
+    })
+}
+
 fn hash_blocking(password: &[u8]) -> Result<String, UserError> {
+    let failed = |e: &dyn std::fmt::Display| UserError::Hashing(e.to_string());
+    let params = params();
     let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(password, &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| UserError::Hashing(e.to_string()))
+    let mut salt_buffer = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_buffer).map_err(|e| failed(&e))?;
+    let mut output = [0u8; 32];
+    with_memory(&params, |blocks| {
+        argon2(params.clone()).hash_password_into_with_memory(
+            password,
+            salt_bytes,
+            &mut output,
+            blocks,
+        )
+    })
+    .map_err(|e| failed(&e))?;
+    let hash = PasswordHash {
+        algorithm: ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| failed(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&output).map_err(|e| failed(&e))?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Recomputes the hash with the stored salt and parameters; compares in constant time.
+fn verify_blocking(password: &[u8], hash: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_buffer = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buffer) else {
+        return false;
+    };
+    let mut output = vec![0u8; expected.len()];
+    let computed = with_memory(&params, |blocks| {
+        argon2(params.clone()).hash_password_into_with_memory(password, salt, &mut output, blocks)
+    });
+    computed.is_ok() && Output::new(&output).is_ok_and(|output| output == expected)
 }
 
 impl Passwords {
+    /// Starts one hashing thread per core; they end when this is dropped.
     pub async fn new() -> Result<Passwords, UserError> {
-        let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let dummy_hash = tokio::task::spawn_blocking(|| hash_blocking(Uuid::new_v4().as_bytes()))
-            .await
-            .map_err(|e| UserError::Hashing(e.to_string()))??;
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (jobs, queue) = mpsc::channel::<HashJob>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..workers {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || loop {
+                    let job = queue
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|queue| queue.recv().map_err(|_| ()));
+                    match job {
+                        Ok(job) => job(),
+                        Err(()) => break,
+                    }
+                })
+                .map_err(|e| UserError::Hashing(e.to_string()))?;
+        }
         Ok(Passwords {
-            permits: Arc::new(Semaphore::new(permits)),
-            dummy_hash,
+            jobs: Mutex::new(jobs),
+            dummy_hash: OnceCell::new(),
         })
+    }
+
+    /// Runs `work` on a hashing thread, after the hashes queued before it.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, UserError> {
+        let (done, result) = oneshot::channel();
+        let job: HashJob = Box::new(move || {
+            let _ = done.send(work());
+        });
+        let stopped = || UserError::Hashing("the hashing threads have stopped".into());
+        self.jobs
+            .lock()
+            .map_err(|_| stopped())?
+            .send(job)
+            .map_err(|_| stopped())?;
+        result.await.map_err(|_| stopped())
     }
 
     pub async fn hash(&self, password: String) -> Result<String, UserError> {
         validate_password(&password)?;
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| UserError::Hashing(e.to_string()))?;
-        tokio::task::spawn_blocking(move || hash_blocking(password.as_bytes()))
-            .await
-            .map_err(|e| UserError::Hashing(e.to_string()))?
+        self.run(move || hash_blocking(password.as_bytes())).await?
     }
 
     /// Checks `password` against `hash`, or against a dummy hash when there is no user.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, UserError> {
         let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| UserError::Hashing(e.to_string()))?;
-        let matches = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    argon2()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
+        let hash = match hash {
+            Some(hash) => hash,
+            None => self
+                .dummy_hash
+                .get_or_try_init(|| async {
+                    self.run(|| hash_blocking(Uuid::new_v4().as_bytes()))
+                        .await?
                 })
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(|e| UserError::Hashing(e.to_string()))?;
+                .await?
+                .clone(),
+        };
+        let matches = self
+            .run(move || verify_blocking(password.as_bytes(), &hash))
+            .await?;
         Ok(known && matches)
     }
 }

@@ -27,7 +27,13 @@ impl Forge {
         let keys = app.store.keys("EdDSA").await.unwrap();
         let current = keys.iter().find(|key| key.retired_at.is_none()).unwrap();
         let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&current.private_der).unwrap();
-        Forge { app, header, claims, valid, key }
+        Forge {
+            app,
+            header,
+            claims,
+            valid,
+            key,
+        }
     }
 
     /// Signs any header and claims, well-formed or not, with our real key.
@@ -53,10 +59,19 @@ impl Forge {
 
     pub async fn assert_refused(&self, token: &str) {
         let response = self.app.get("/api/current-user", token).await;
-        assert_eq!(response.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            r#"Bearer error="invalid_token""#
+        );
         problem(response, StatusCode::UNAUTHORIZED).await;
         // The real token still works: nothing above changed any state.
-        assert_eq!(self.app.get("/api/current-user", &self.valid).await.status(), StatusCode::OK);
+        assert_eq!(
+            self.app
+                .get("/api/current-user", &self.valid)
+                .await
+                .status(),
+            StatusCode::OK
+        );
     }
 }
 
@@ -209,7 +224,10 @@ async fn two_authorization_headers_are_refused() {
     let f = Forge::new().await;
     let bearer = format!("Bearer {}", f.valid);
     let response = with_authorization(&f.app, &[&bearer, &bearer]).await;
-    assert_eq!(response.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer error="invalid_token""#
+    );
     problem(response, StatusCode::UNAUTHORIZED).await;
 }
 

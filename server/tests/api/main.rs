@@ -5,6 +5,7 @@ mod cli;
 mod cookies;
 mod helpers;
 mod hostile;
+mod limits;
 mod login;
 mod process;
 mod refresh;
