@@ -189,7 +189,7 @@ refused! {
     five_parts => |f| format!("{}.AAAA.BBBB", f.valid);
     empty_parts => |_f| "..".to_owned();
     padding_characters => |f| { let (input, signature) = f.valid.rsplit_once('.').unwrap(); format!("{input}.{signature}==") };
-    standard_base64_characters => |f| f.valid.replacen(|c: char| c == '-' || c == '_' || c == 'A', "+", 1);
+    standard_base64_characters => |f| f.valid.replacen(['-', '_', 'A'], "+", 1);
     non_ascii_characters => |f| format!("{}é", f.valid);
     header_not_base64 => |f| format!("!!!{}", f.valid);
     header_not_json => |f| format!("{}.{}", URL_SAFE_NO_PAD.encode("not json"), f.valid.split_once('.').unwrap().1);
