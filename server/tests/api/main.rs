@@ -3,6 +3,7 @@
 
 mod cli;
 mod cookies;
+mod fuzz;
 mod helpers;
 mod hostile;
 mod limits;
