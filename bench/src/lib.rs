@@ -1,4 +1,6 @@
-//! Shared pieces of the benchmark programs: latency summaries and Markdown output.
+//! Shared pieces of the benchmark programs: a load generator, latency summaries, the machine.
+
+pub mod load;
 
 use std::time::Duration;
 

@@ -16,18 +16,34 @@ use crate::helpers::{spawn_app, token, TestApp};
 const SEEDS: &str = include_str!("corpus/tokens.txt");
 
 fn runner(default_cases: u32) -> TestRunner {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(default_cases);
-    TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() })
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default_cases);
+    TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    })
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// A seed token with one edit: a replaced, deleted or doubled character, or a cut.
 fn mutated(seeds: Vec<String>) -> impl Strategy<Value = String> {
     let alphabet: Vec<char> = "AZaz09-_.=+/ {}\"\\é\0".chars().collect();
-    (proptest::sample::select(seeds), any::<prop::sample::Index>(), proptest::sample::select(alphabet), 0..4u8)
+    (
+        proptest::sample::select(seeds),
+        any::<prop::sample::Index>(),
+        proptest::sample::select(alphabet),
+        0..4u8,
+    )
         .prop_map(|(seed, at, replacement, edit)| {
             let mut chars: Vec<char> = seed.chars().collect();
             if chars.is_empty() {
@@ -52,10 +68,28 @@ fn the_verifier_accepts_nothing_but_the_tokens_it_issued() {
     let (app, tokens, valid) = runtime.block_on(async {
         let app = spawn_app().await;
         let login = app.login_ok("user1").await;
-        let lifetimes = Lifetimes { access: Duration::from_secs(900), longest: Duration::from_secs(86_400) };
-        let signing = SigningConfig { algorithm: jsonwebtoken::Algorithm::EdDSA, secret: None };
-        let tokens = Tokens::load(app.store.clone(), &signing, "tollgate", "tollgate-api", lifetimes).await.unwrap();
-        (app, Arc::new(tokens), [token(&login, "accessToken"), token(&login, "refreshToken")])
+        let lifetimes = Lifetimes {
+            access: Duration::from_secs(900),
+            longest: Duration::from_secs(86_400),
+        };
+        let signing = SigningConfig {
+            algorithm: jsonwebtoken::Algorithm::EdDSA,
+            secret: None,
+        };
+        let tokens = Tokens::load(
+            app.store.clone(),
+            &signing,
+            "tollgate",
+            "tollgate-api",
+            lifetimes,
+        )
+        .await
+        .unwrap();
+        (
+            app,
+            Arc::new(tokens),
+            [token(&login, "accessToken"), token(&login, "refreshToken")],
+        )
     });
     let mut seeds: Vec<String> = SEEDS.lines().map(str::to_owned).collect();
     seeds.extend(valid.iter().cloned());
@@ -78,15 +112,23 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |n| n.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |n| n.is_finite())
+            .prop_map(Value::from),
         ".{0,40}".prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
             prop::collection::btree_map(
-                prop_oneof![Just("username".to_owned()), Just("password".to_owned()), Just("refreshToken".to_owned()),
-                    Just("fingerprint".to_owned()), Just("useCookie".to_owned()), ".{0,10}"],
+                prop_oneof![
+                    Just("username".to_owned()),
+                    Just("password".to_owned()),
+                    Just("refreshToken".to_owned()),
+                    Just("fingerprint".to_owned()),
+                    Just("useCookie".to_owned()),
+                    ".{0,10}"
+                ],
                 inner,
                 0..6
             )
@@ -103,9 +145,11 @@ fn no_request_body_gets_a_server_error() {
     let body = prop_oneof![
         json_value().prop_map(|value| value.to_string().into_bytes()),
         prop::collection::vec(any::<u8>(), 0..200),
-        (".{0,30}", ".{0,30}").prop_map(|(username, password)| json!({ "username": username, "password": password })
-            .to_string()
-            .into_bytes()),
+        (".{0,30}", ".{0,30}").prop_map(|(username, password)| {
+            json!({ "username": username, "password": password })
+                .to_string()
+                .into_bytes()
+        }),
     ];
     runner(300)
         .run(&(path, body), |(path, body)| {
@@ -120,7 +164,13 @@ fn no_request_body_gets_a_server_error() {
                     .unwrap();
                 response.status()
             });
-            prop_assert!(status.is_success() || status.is_client_error(), "{} {} for {:?}", path, status, String::from_utf8_lossy(&body));
+            prop_assert!(
+                status.is_success() || status.is_client_error(),
+                "{} {} for {:?}",
+                path,
+                status,
+                String::from_utf8_lossy(&body)
+            );
             Ok(())
         })
         .unwrap();

@@ -1,0 +1,98 @@
+//! Micro-benchmarks: signing and verifying an access token per algorithm, and one Argon2id hash.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use jsonwebtoken::Algorithm;
+use time::OffsetDateTime;
+use tollgate::config::{Secret, SigningConfig};
+use tollgate::store::{StoreOptions, User};
+use tollgate::tokens::{Lifetimes, Tokens};
+use tollgate::users::Passwords;
+
+fn user() -> User {
+    User {
+        id: uuid::Uuid::new_v4(),
+        username: "user1".into(),
+        email: "user1@example.com".into(),
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        gender: "female".into(),
+        phone: "+44 20 7946 0101".into(),
+        city: "London".into(),
+    }
+}
+
+fn tokens(runtime: &tokio::runtime::Runtime, algorithm: Algorithm) -> Tokens {
+    runtime.block_on(async {
+        let file = std::env::temp_dir().join(format!("tollgate-bench-{}.db", uuid::Uuid::new_v4()));
+        let store = tollgate::store::connect(
+            &format!("sqlite://{}", file.display()),
+            &StoreOptions::default(),
+        )
+        .await
+        .expect("store");
+        let secret = (algorithm == Algorithm::HS256)
+            .then(|| Secret::from("a benchmark secret of 32 bytes!!".to_owned()));
+        let signing = SigningConfig { algorithm, secret };
+        let lifetimes = Lifetimes {
+            access: Duration::from_secs(900),
+            longest: Duration::from_secs(86_400),
+        };
+        Tokens::load(
+            Arc::clone(&store),
+            &signing,
+            "tollgate",
+            "tollgate-api",
+            lifetimes,
+        )
+        .await
+        .expect("keys")
+    })
+}
+
+fn sign_and_verify(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let user = user();
+    for algorithm in [
+        Algorithm::EdDSA,
+        Algorithm::ES256,
+        Algorithm::RS256,
+        Algorithm::HS256,
+    ] {
+        let tokens = tokens(&runtime, algorithm);
+        let sid = uuid::Uuid::new_v4();
+        c.bench_function(&format!("sign {algorithm:?}"), |b| {
+            b.iter(|| {
+                tokens
+                    .issue_access(&user, sid, OffsetDateTime::now_utc())
+                    .expect("signed")
+            })
+        });
+        let (token, _) = tokens
+            .issue_access(&user, sid, OffsetDateTime::now_utc())
+            .expect("signed");
+        c.bench_function(&format!("verify {algorithm:?}"), |b| {
+            b.iter(|| tokens.verify_access(&token).expect("valid"))
+        });
+    }
+}
+
+fn argon2id(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let passwords = runtime.block_on(Passwords::new()).expect("passwords");
+    let mut group = c.benchmark_group("argon2id");
+    group.sample_size(10);
+    group.bench_function("hash (19 MiB, 2 iterations)", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(passwords.hash("correct horse battery staple".into()))
+                .expect("hashed")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, sign_and_verify, argon2id);
+criterion_main!(benches);

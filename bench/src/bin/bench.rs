@@ -1,0 +1,408 @@
+//! `make bench`: Tollgate against the limit of its stack (bare axum) and against what users
+//! would otherwise pick (Express + jsonwebtoken), measured side by side in one run.
+//! Prints a Markdown report and writes it to `bench/results/<date>.md`.
+//!
+//! Needs `target/release/{tollgate,bare}` (the Makefile builds them) and Node.js with
+//! `bench/express/node_modules`. `BENCH_SECONDS` sets the length of each measurement (5).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use tollgate_bench::load::{run, Stats, Workload};
+use tollgate_bench::{machine_description, millis, today};
+
+struct Server {
+    name: &'static str,
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Server {
+    async fn start(
+        name: &'static str,
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let port_text = port.to_string();
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let child = Command::new(program)
+            .args(args.iter().map(|arg| arg.replace("{port}", &port_text)))
+            .envs(env.iter().copied())
+            .env("PORT", &port_text)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {name} ({})", program.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(address).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("{name} did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Server {
+            name,
+            child,
+            address,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Resident memory now and at its peak, in MiB.
+    fn memory(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+                .map_or(0.0, |kib| kib / 1024.0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Row {
+    scenario: String,
+    server: &'static str,
+    connections: usize,
+    stats: Stats,
+    baseline: Option<f64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let duration = Duration::from_secs(seconds);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let release = root.join("target/release");
+    let scratch = std::env::temp_dir().join(format!("tollgate-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&scratch)?;
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let common = [
+        "demo",
+        "--addr",
+        "127.0.0.1:{port}",
+        "--login-rate",
+        "off",
+        "--max-sessions",
+        "100000",
+        "--access-ttl",
+        "1h",
+    ];
+
+    let database = |name: &str| format!("sqlite://{}", scratch.join(name).display());
+    let eddsa_db = database("eddsa.db");
+    let mut eddsa_args = common.to_vec();
+    eddsa_args.extend(["--database-url", &eddsa_db]);
+    let tollgate = Server::start(
+        "Tollgate (EdDSA)",
+        &release.join("tollgate"),
+        &eddsa_args,
+        &[],
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (idle_rss, _) = tollgate.memory();
+    let hs_db = database("hs256.db");
+    let mut hs_args = common.to_vec();
+    hs_args.extend([
+        "--database-url",
+        &hs_db,
+        "--jwt-alg",
+        "HS256",
+        "--jwt-secret",
+        &secret,
+    ]);
+    let tollgate_hs =
+        Server::start("Tollgate (HS256)", &release.join("tollgate"), &hs_args, &[]).await?;
+
+    let client = reqwest::Client::new();
+    let signed_in = login(&client, &tollgate).await?;
+    let jobs = client
+        .get(tollgate.url("/api/job-list"))
+        .bearer_auth(token(&signed_in, "accessToken")?)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let jobs_file = scratch.join("jobs.json");
+    let user_file = scratch.join("user.json");
+    std::fs::write(&jobs_file, &jobs)?;
+    std::fs::write(&user_file, signed_in["user"].to_string())?;
+    let files = [
+        ("JOBS_FILE", jobs_file.to_str().context("path")?),
+        ("USER_FILE", user_file.to_str().context("path")?),
+    ];
+    let bare = Server::start("bare axum", &release.join("bare"), &[], &files).await?;
+    let express_script = root.join("bench/express/server.js");
+    let mut express_env = files.to_vec();
+    express_env.push(("JWT_SECRET", &secret));
+    let express = Server::start(
+        "Express + jsonwebtoken",
+        Path::new("node"),
+        &[express_script.to_str().context("path")?],
+        &express_env,
+    )
+    .await?;
+
+    let get = |server: &Server, path: &'static str, token: String| {
+        (server.address, Workload::Get { path, token })
+    };
+    let tollgate_token = token(&signed_in, "accessToken")?;
+    let hs_token = token(&login(&client, &tollgate_hs).await?, "accessToken")?;
+    let express_token = token(&login(&client, &express).await?, "accessToken")?;
+
+    let mut rows = Vec::new();
+    for connections in [1, 64] {
+        let scenario = "GET /api/job-list";
+        let limit = measure(
+            &mut rows,
+            scenario,
+            &bare,
+            get(&bare, "/api/job-list", String::new()).1,
+            connections,
+            duration,
+            None,
+        )
+        .await?;
+        let node = measure(
+            &mut rows,
+            scenario,
+            &express,
+            get(&express, "/api/job-list", express_token.clone()).1,
+            connections,
+            duration,
+            None,
+        )
+        .await?;
+        for (server, token) in [(&tollgate, &tollgate_token), (&tollgate_hs, &hs_token)] {
+            let workload = get(server, "/api/job-list", token.clone()).1;
+            let per_second = measure(
+                &mut rows,
+                scenario,
+                server,
+                workload,
+                connections,
+                duration,
+                Some(node),
+            )
+            .await?;
+            if let Some(row) = rows.last_mut() {
+                row.scenario = format!(
+                    "{scenario} ({:.0}% of bare axum)",
+                    100.0 * per_second / limit
+                );
+            }
+        }
+        let workload = get(&tollgate, "/api/current-user", tollgate_token.clone()).1;
+        measure(
+            &mut rows,
+            "GET /api/current-user",
+            &tollgate,
+            workload,
+            connections,
+            duration,
+            None,
+        )
+        .await?;
+
+        let mut chains = Vec::new();
+        for server in [&express, &tollgate] {
+            let mut tokens = Vec::new();
+            for _ in 0..connections {
+                tokens.push(token(&login(&client, server).await?, "refreshToken")?);
+            }
+            chains.push(Workload::RefreshChain { tokens });
+        }
+        let node = measure(
+            &mut rows,
+            "refresh chains",
+            &express,
+            chains[0].clone(),
+            connections,
+            duration,
+            None,
+        )
+        .await?;
+        measure(
+            &mut rows,
+            "refresh chains",
+            &tollgate,
+            chains[1].clone(),
+            connections,
+            duration,
+            Some(node),
+        )
+        .await?;
+
+        let body = json!({ "username": "user1", "password": "password" }).to_string();
+        let workload = Workload::Post {
+            path: "/api/login",
+            body,
+        };
+        measure(
+            &mut rows,
+            "POST /api/login (Argon2id)",
+            &tollgate,
+            workload,
+            connections,
+            duration,
+            None,
+        )
+        .await?;
+    }
+
+    // The job list while 200 connections keep signing in.
+    let flood = Workload::Post {
+        path: "/api/login",
+        body: json!({ "username": "user2", "password": "wrong" }).to_string(),
+    };
+    let reads = get(&tollgate, "/api/job-list", tollgate_token.clone()).1;
+    let (under_flood, logins) = tokio::join!(
+        run(tollgate.address, &reads, 4, duration),
+        run(tollgate.address, &flood, 200, duration)
+    );
+    let (under_flood, logins) = (under_flood?, logins?);
+
+    let mut report = String::new();
+    writeln!(report, "# Benchmarks, {}\n", today())?;
+    writeln!(
+        report,
+        "Machine: {}. Release builds; the load generator (`bench/src/load.rs`, keep-alive HTTP/1.1) \
+         runs on the same machine and shares its cores. {seconds} s per row. Ratios are against the \
+         baseline named, measured in this same run.\n",
+        machine_description()
+    )?;
+    writeln!(
+        report,
+        "| scenario | server | connections | requests/s | p50 ms | p99 ms | errors | vs Express |"
+    )?;
+    writeln!(
+        report,
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )?;
+    for row in &rows {
+        let ratio = row.baseline.map_or("".into(), |base| {
+            format!("{:.1}×", row.stats.per_second / base)
+        });
+        writeln!(
+            report,
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {ratio} |",
+            row.scenario,
+            row.server,
+            row.connections,
+            row.stats.per_second,
+            millis(row.stats.p50),
+            millis(row.stats.p99),
+            row.stats.errors
+        )?;
+    }
+    writeln!(
+        report,
+        "\nUnder a sign-in flood (200 connections posting wrong passwords: {:.0} attempts/s, p99 {} ms), \
+         `GET /api/job-list` on 4 connections: {:.0} requests/s, p50 {} ms, p99 {} ms.\n",
+        logins.per_second,
+        millis(logins.p99),
+        under_flood.per_second,
+        millis(under_flood.p50),
+        millis(under_flood.p99)
+    )?;
+    writeln!(
+        report,
+        "| server | idle RSS MiB | peak RSS MiB |\n| --- | ---: | ---: |"
+    )?;
+    for server in [&tollgate, &tollgate_hs, &bare, &express] {
+        let (now, peak) = server.memory();
+        let idle = if server.name == tollgate.name {
+            format!("{idle_rss:.1}")
+        } else {
+            format!("({now:.1} now)")
+        };
+        writeln!(report, "| {} | {idle} | {peak:.1} |", server.name)?;
+    }
+    println!("{report}");
+    let path = root.join(format!("bench/results/{}.md", today()));
+    std::fs::write(&path, &report)?;
+    eprintln!("written to {}", path.display());
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    rows: &mut Vec<Row>,
+    scenario: &str,
+    server: &Server,
+    workload: Workload,
+    connections: usize,
+    duration: Duration,
+    baseline: Option<f64>,
+) -> anyhow::Result<f64> {
+    let stats = run(server.address, &workload, connections, duration).await?;
+    eprintln!(
+        "{scenario} · {} · {connections}: {:.0}/s, p99 {} ms",
+        server.name,
+        stats.per_second,
+        millis(stats.p99)
+    );
+    rows.push(Row {
+        scenario: scenario.to_owned(),
+        server: server.name,
+        connections,
+        stats,
+        baseline,
+    });
+    Ok(stats.per_second)
+}
+
+async fn login(client: &reqwest::Client, server: &Server) -> anyhow::Result<Value> {
+    let response = client
+        .post(server.url("/api/login"))
+        .json(&json!({ "username": "user1", "password": "password" }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{} login: {}",
+        server.name,
+        response.status()
+    );
+    Ok(response.json().await?)
+}
+
+fn token(body: &Value, name: &str) -> anyhow::Result<String> {
+    body[name]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("{name} in {body}"))
+}
