@@ -7,7 +7,7 @@ NPM ?= npm
 TOLLGATE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TOLLGATE_TEST_DATABASE_URL
 
-.PHONY: run web test lint test-server test-web chromium
+.PHONY: run web test lint test-server test-web chromium bench
 
 run: web
 	$(CARGO) run --release --bin tollgate -- demo
@@ -40,3 +40,10 @@ test-web: web chromium
 
 chromium:
 	./scripts/ensure-chromium.sh
+
+# Throughput, latency and memory against bare axum and Express, then micro-benchmarks.
+bench:
+	$(CARGO) build --release -p tollgate -p tollgate-bench --bins
+	cd bench/express && $(NPM) ci --no-audit --no-fund
+	./target/release/bench
+	$(CARGO) bench -p tollgate-bench

@@ -24,6 +24,9 @@ pub const ACCESS_TYP: &str = "at+jwt";
 pub const REFRESH_TYP: &str = "rt+jwt";
 /// Longer tokens are refused before any parsing.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Access tokens remembered as verified: a client sends the same token many times, and a
+/// signature check costs far more than a lookup.
+const VERIFIED_CACHE_ENTRIES: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -101,6 +104,8 @@ pub struct Tokens {
     keys: RwLock<Arc<KeySet>>,
     store: Arc<dyn Store>,
     hmac_secret: Option<Vec<u8>>,
+    /// Keyed by the exact token; an entry is only used while its `exp` is in the future.
+    verified: quick_cache::sync::Cache<String, Arc<AccessClaims>>,
 }
 
 impl Tokens {
@@ -138,6 +143,7 @@ impl Tokens {
             keys: RwLock::new(Arc::new(keys)),
             store,
             hmac_secret,
+            verified: quick_cache::sync::Cache::new(VERIFIED_CACHE_ENTRIES),
         })
     }
 
@@ -223,8 +229,18 @@ impl Tokens {
         jsonwebtoken::encode(&header, claims, &keys.signing).map_err(TokenError::Signing)
     }
 
-    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        self.verify(token, ACCESS_TYP)
+    pub fn verify_access(&self, token: &str) -> Result<Arc<AccessClaims>, TokenError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        if let Some(claims) = self.verified.get(token) {
+            if claims.exp > now {
+                return Ok(claims);
+            }
+            self.verified.remove(token);
+            return Err(TokenError::Rejected("expired"));
+        }
+        let claims = Arc::new(self.verify::<AccessClaims>(token, ACCESS_TYP)?);
+        self.verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
     }
 
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {

@@ -212,9 +212,9 @@ pub async fn create_user(
     password: String,
 ) -> Result<User, UserError> {
     let username = new.username.trim().to_owned();
-    if username.is_empty() || username.len() > 64 {
+    if username.is_empty() || username.len() > 64 || username.chars().any(char::is_control) {
         return Err(UserError::Invalid(
-            "the username must have 1 to 64 characters",
+            "the username must have 1 to 64 characters, none of them control characters",
         ));
     }
     let hash = passwords.hash(password).await?;

@@ -162,6 +162,17 @@ describe('the Tollgate client', () => {
     assert.equal(calls.get('403 /api/refresh-token'), 0);
   });
 
+  it('sends a stable fingerprint when the server requires one', async () => {
+    server = await startServer({ '--require-fingerprint': 'true' });
+    const page = await (await newDevice(browser)).newPage();
+    const calls = countApiCalls(page);
+    await signIn(page, server);
+    await page.reload();
+    await page.getByRole('cell', { name: 'Initech' }).waitFor();
+    assert.equal(calls.get('200 /api/refresh-token'), 1, JSON.stringify(calls.all()));
+    assert.equal(calls.get('400 /api/login') + calls.get('403 /api/refresh-token'), 0);
+  });
+
   it('refreshes ahead of expiry, so no request meets a 401', async () => {
     server = await startServer();
     const page = await (await newDevice(browser)).newPage();

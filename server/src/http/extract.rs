@@ -1,6 +1,7 @@
 //! Request extractors: JSON bodies that fail as problem+json, and the bearer-token identity.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -65,7 +66,7 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// The caller, known only from a verified access token (RFC 6750 bearer).
-pub struct AuthUser(pub AccessClaims);
+pub struct AuthUser(pub Arc<AccessClaims>);
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;

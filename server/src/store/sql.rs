@@ -153,6 +153,12 @@ impl TryFrom<KeyRow> for StoredKey {
     }
 }
 
+/// PostgreSQL text cannot hold NUL, so no stored name contains one; asking for such a name
+/// would be an error rather than "not found".
+fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 const USER_COLUMNS: &str = "id, username, email, first_name, last_name, gender, phone, city";
 const SESSION_COLUMNS: &str = "id, user_id, generation, rotated_at, created_at, last_used_at, \
      expires_at, revoked_at, fingerprint_hash, user_agent, ip";
@@ -190,6 +196,9 @@ impl Store for SqlStore {
     }
 
     async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<(User, String)>> {
+        if !storable(username) {
+            return Ok(None);
+        }
         let row: Option<UserWithHashRow> = sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1"
         ))
@@ -416,6 +425,9 @@ impl Store for SqlStore {
     }
 
     async fn has_device(&self, username: &str, fingerprint_hash: &str) -> StoreResult<bool> {
+        if !storable(username) {
+            return Ok(false);
+        }
         let found: Option<(i64,)> = sqlx::query_as(
             "SELECT CAST(1 AS BIGINT) FROM sessions JOIN users ON users.id = sessions.user_id \
              WHERE users.username = $1 AND sessions.fingerprint_hash = $2 LIMIT 1",

@@ -323,3 +323,20 @@ async fn responses_carry_the_security_headers() {
         assert_eq!(headers["x-frame-options"], "DENY");
     }
 }
+
+/// Found by `fuzz::no_request_body_gets_a_server_error` on PostgreSQL, which cannot store NUL.
+#[tokio::test]
+async fn a_username_with_a_nul_byte_is_refused_like_an_unknown_one() {
+    let app = spawn_app().await;
+    let nul = problem(
+        app.login("user\u{0}1", "password").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let unknown = problem(
+        app.login("nobody", "password").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(nul, unknown);
+}
