@@ -62,8 +62,9 @@ describe('the Tollgate client', () => {
     await signIn(page, server);
     const calls = countApiCalls(page);
     await sleep(PAST_EXPIRY_MS);
+    const replayed = page.waitForResponse((r) => r.url().endsWith('/api/sessions') && r.status() === 200);
     await page.getByRole('button', { name: 'Reload' }).click();
-    await page.waitForResponse((r) => r.url().endsWith('/api/sessions') && r.status() === 200);
+    await replayed;
     await page.getByRole('cell', { name: 'Initech' }).waitFor();
     await sleep(300);
     assert.equal(calls.get('401 /api/job-list'), 1, JSON.stringify(calls.all()));
@@ -179,8 +180,9 @@ describe('the Tollgate client', () => {
     const calls = countApiCalls(page);
     await signIn(page, server);
     await sleep(PAST_EXPIRY_MS + 1000);
+    const answered = page.waitForResponse((r) => r.url().endsWith('/api/job-list'));
     await page.getByRole('button', { name: 'Reload' }).click();
-    await page.waitForResponse((r) => r.url().endsWith('/api/job-list'));
+    await answered;
     await sleep(300);
     assert.ok(calls.get('200 /api/refresh-token') >= 1, JSON.stringify(calls.all()));
     assert.equal(calls.get('401 /api/job-list') + calls.get('401 /api/sessions'), 0, JSON.stringify(calls.all()));
