@@ -234,6 +234,16 @@ impl TestApp {
             .expect("request")
     }
 
+    pub async fn jwks(&self) -> Value {
+        let response = self
+            .client
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .expect("request");
+        response.json().await.expect("json")
+    }
+
     pub async fn delete(&self, path: &str, access_token: &str) -> Response {
         self.client
             .delete(self.url(path))
@@ -280,6 +290,15 @@ pub fn sid(jwt: &str) -> uuid::Uuid {
         .expect("sid")
         .parse()
         .expect("uuid")
+}
+
+/// A 401 that tells a client its token was refused (RFC 6750).
+pub async fn invalid_token(response: Response) -> Value {
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer error="invalid_token""#
+    );
+    problem(response, StatusCode::UNAUTHORIZED).await
 }
 
 pub async fn problem(response: Response, status: StatusCode) -> Value {

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{json, Value};
 
-use crate::helpers::{decode, problem, spawn_app, token, TestApp};
+use crate::helpers::{b64, decode, invalid_token, problem, spawn_app, token, TestApp};
 
 /// A signed-in app, its real signing key, and a valid access token to start forging from.
 pub struct Forge {
@@ -58,12 +58,7 @@ impl Forge {
     }
 
     pub async fn assert_refused(&self, token: &str) {
-        let response = self.app.get("/api/current-user", token).await;
-        assert_eq!(
-            response.headers()["www-authenticate"],
-            r#"Bearer error="invalid_token""#
-        );
-        problem(response, StatusCode::UNAUTHORIZED).await;
+        invalid_token(self.app.get("/api/current-user", token).await).await;
         // The real token still works: nothing above changed any state.
         assert_eq!(
             self.app
@@ -85,10 +80,6 @@ fn patched(base: &Value, patch: Value) -> Value {
         }
     }
     value
-}
-
-fn b64(value: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(value.to_string())
 }
 
 fn hmac(key: &[u8], input: &str) -> String {
