@@ -50,8 +50,9 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub login_limiter: Option<Arc<LoginLimiter>>,
     pub metrics: PrometheusHandle,
-    /// The built client, when there is one.
-    spa: Option<ServeDir<ServeFile>>,
+    /// The built client, when there is one. Behind an `Arc`: the state is cloned for every
+    /// request, and a `ServeDir` clone allocates.
+    spa: Option<Arc<ServeDir<ServeFile>>>,
 }
 
 impl AppState {
@@ -66,7 +67,7 @@ impl AppState {
         let index = config.web_dir.join("index.html");
         let spa = index
             .is_file()
-            .then(|| ServeDir::new(&config.web_dir).fallback(ServeFile::new(index)));
+            .then(|| Arc::new(ServeDir::new(&config.web_dir).fallback(ServeFile::new(index))));
         AppState {
             config,
             store,
@@ -126,7 +127,7 @@ async fn spa_or_not_found(State(state): State<AppState>, request: Request) -> Re
         return ApiError::NotFound.into_response();
     }
     match state.spa {
-        Some(spa) => match spa.oneshot(request).await {
+        Some(spa) => match ServeDir::clone(&spa).oneshot(request).await {
             Ok(response) => response.into_response(),
             Err(never) => match never {},
         },
