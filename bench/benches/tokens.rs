@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use jsonwebtoken::Algorithm;
 use time::OffsetDateTime;
 use tollgate::config::{Secret, SigningConfig};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use ring::rand::SystemRandom;
 use ring::signature::{self, KeyPair};
 use serde::de::DeserializeOwned;
@@ -34,7 +34,7 @@ pub enum TokenError {
     #[error("token rejected: {0}")]
     Rejected(&'static str),
     #[error("signing failed: {0}")]
-    Signing(#[source] jsonwebtoken::errors::Error),
+    Signing(String),
     #[error("key generation failed: {0}")]
     KeyGeneration(String),
     #[error("stored key {kid} is unusable: {reason}")]
@@ -90,7 +90,7 @@ pub struct Lifetimes {
 /// The keys in force: one to sign with, every still-valid one to verify with.
 struct KeySet {
     kid: String,
-    signing: EncodingKey,
+    signing: Signer,
     verifying: HashMap<String, DecodingKey>,
     jwks: serde_json::Value,
 }
@@ -226,7 +226,14 @@ impl Tokens {
         let mut header = Header::new(self.algorithm);
         header.typ = Some(typ.to_owned());
         header.kid = Some(keys.kid.clone());
-        jsonwebtoken::encode(&header, claims, &keys.signing).map_err(TokenError::Signing)
+        let failed = |e: serde_json::Error| TokenError::Signing(e.to_string());
+        let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(failed)?);
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(failed)?));
+        let signature = keys.signing.sign(token.as_bytes())?;
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        Ok(token)
     }
 
     pub fn verify_access(&self, token: &str) -> Result<Arc<AccessClaims>, TokenError> {
@@ -310,7 +317,7 @@ fn hmac_key_set(secret: &[u8]) -> KeySet {
     KeySet {
         verifying: HashMap::from([(kid.clone(), DecodingKey::from_secret(secret))]),
         kid,
-        signing: EncodingKey::from_secret(secret),
+        signing: Signer::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret)),
         jwks: json!({ "keys": [] }),
     }
 }
@@ -367,11 +374,7 @@ async fn asymmetric_key_set(
         );
         public_keys.push(serde_json::to_value(&jwk).map_err(|e| bad(e.to_string()))?);
         if key.retired_at.is_none() {
-            let signing = match algorithm {
-                Algorithm::EdDSA => EncodingKey::from_ed_der(&key.private_der),
-                Algorithm::ES256 => EncodingKey::from_ec_der(&key.private_der),
-                _ => EncodingKey::from_rsa_der(&key.private_der),
-            };
+            let signing = Signer::from_der(algorithm, &key.private_der).map_err(bad)?;
             current = Some((key.kid.clone(), signing));
         }
     }
@@ -457,4 +460,51 @@ fn generate_key_blocking(
         created_at: now,
         retired_at: None,
     })
+}
+
+/// A signing key parsed once. (`jsonwebtoken` parses the DER on every signature, which for
+/// Ed25519 and ECDSA costs more than the signature itself.)
+enum Signer {
+    Ed25519(signature::Ed25519KeyPair),
+    Ecdsa(signature::EcdsaKeyPair),
+    Rsa(signature::RsaKeyPair),
+    Hmac(ring::hmac::Key),
+}
+
+impl Signer {
+    fn from_der(algorithm: Algorithm, der: &[u8]) -> Result<Signer, String> {
+        let rng = SystemRandom::new();
+        match algorithm {
+            Algorithm::EdDSA => signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+                .map(Signer::Ed25519)
+                .map_err(|e| e.to_string()),
+            Algorithm::ES256 => signature::EcdsaKeyPair::from_pkcs8(
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                der,
+                &rng,
+            )
+            .map(Signer::Ecdsa)
+            .map_err(|e| e.to_string()),
+            Algorithm::RS256 => signature::RsaKeyPair::from_der(der)
+                .map(Signer::Rsa)
+                .map_err(|e| e.to_string()),
+            other => Err(format!("{other:?} keys are not stored")),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, TokenError> {
+        let failed = |e: ring::error::Unspecified| TokenError::Signing(e.to_string());
+        let rng = SystemRandom::new();
+        Ok(match self {
+            Signer::Ed25519(key) => key.sign(message).as_ref().to_vec(),
+            Signer::Ecdsa(key) => key.sign(&rng, message).map_err(failed)?.as_ref().to_vec(),
+            Signer::Rsa(key) => {
+                let mut signature = vec![0; key.public().modulus_len()];
+                key.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut signature)
+                    .map_err(failed)?;
+                signature
+            }
+            Signer::Hmac(key) => ring::hmac::sign(key, message).as_ref().to_vec(),
+        })
+    }
 }
