@@ -35,7 +35,8 @@ test-server:
 # Unit tests (Vitest), then end-to-end tests against a real `tollgate demo` in Chromium.
 test-web: web chromium
 	cd web && npx ng test --watch=false
-	$(CARGO) build --bin tollgate
+	# The debug `tollgate` the server tests use (same features, so nothing is rebuilt).
+	$(CARGO) test --workspace --no-run
 	cd web && node --test --test-concurrency=1 e2e/
 
 chromium:
