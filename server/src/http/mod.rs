@@ -42,17 +42,27 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
      object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
+/// What every handler shares. Extractors clone the state for each request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub tokens: Arc<Tokens>,
     pub sessions: Arc<Sessions>,
     pub login_limiter: Option<Arc<LoginLimiter>>,
     pub metrics: PrometheusHandle,
-    /// The built client, when there is one. Behind an `Arc`: the state is cloned for every
-    /// request, and a `ServeDir` clone allocates.
-    spa: Option<Arc<ServeDir<ServeFile>>>,
+    /// The built client, when there is one.
+    spa: Option<ServeDir<ServeFile>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -67,8 +77,8 @@ impl AppState {
         let index = config.web_dir.join("index.html");
         let spa = index
             .is_file()
-            .then(|| Arc::new(ServeDir::new(&config.web_dir).fallback(ServeFile::new(index))));
-        AppState {
+            .then(|| ServeDir::new(&config.web_dir).fallback(ServeFile::new(index)));
+        AppState(Arc::new(Shared {
             config,
             store,
             tokens,
@@ -76,7 +86,7 @@ impl AppState {
             login_limiter,
             metrics,
             spa,
-        }
+        }))
     }
 }
 
@@ -126,8 +136,8 @@ async fn spa_or_not_found(State(state): State<AppState>, request: Request) -> Re
     if is_api || !is_read {
         return ApiError::NotFound.into_response();
     }
-    match state.spa {
-        Some(spa) => match ServeDir::clone(&spa).oneshot(request).await {
+    match &state.spa {
+        Some(spa) => match spa.clone().oneshot(request).await {
             Ok(response) => response.into_response(),
             Err(never) => match never {},
         },
