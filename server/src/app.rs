@@ -50,13 +50,6 @@ impl Application {
     /// Opens the store, loads keys and binds the listener; `addr` port 0 picks a free port.
     pub async fn build(config: Config) -> Result<Application, StartError> {
         let store = store::connect(&config.store.url, &config.store.options).await?;
-        Self::build_with_store(config, store).await
-    }
-
-    pub async fn build_with_store(
-        config: Config,
-        store: Arc<dyn Store>,
-    ) -> Result<Application, StartError> {
         let lifetimes = Lifetimes {
             access: config.access_ttl,
             longest: config

@@ -168,10 +168,6 @@ impl Tokens {
             .clone()
     }
 
-    pub fn access_ttl(&self) -> Duration {
-        self.lifetimes.access
-    }
-
     /// An access token for `user` in session `sid`, and its expiry.
     pub fn issue_access(
         &self,

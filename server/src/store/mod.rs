@@ -169,7 +169,6 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> StoreResult<bool>;
-    async fn touch_session(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<()>;
     /// Revokes one session; with `owner`, only if it belongs to that user. True if it was live.
     async fn revoke_session(
         &self,

@@ -358,15 +358,6 @@ impl Store for SqlStore {
         Ok(rotated == 1)
     }
 
-    async fn touch_session(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
-            .bind(id.to_string())
-            .bind(to_millis(now))
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
     async fn revoke_session(
         &self,
         id: Uuid,
