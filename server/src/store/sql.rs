@@ -159,10 +159,24 @@ fn storable(text: &str) -> bool {
     !text.contains('\0')
 }
 
-const USER_COLUMNS: &str = "id, username, email, first_name, last_name, gender, phone, city";
-const SESSION_COLUMNS: &str = "id, user_id, generation, rotated_at, created_at, last_used_at, \
-     expires_at, revoked_at, fingerprint_hash, user_agent, ip";
-const LIVE: &str = "revoked_at IS NULL AND expires_at > $2";
+// Column lists and the "live session" condition, spliced into the queries at compile time.
+macro_rules! user_columns {
+    () => {
+        "id, username, email, first_name, last_name, gender, phone, city"
+    };
+}
+macro_rules! session_columns {
+    () => {
+        "id, user_id, generation, rotated_at, created_at, last_used_at, expires_at, revoked_at, \
+         fingerprint_hash, user_agent, ip"
+    };
+}
+/// Binds the current time as `$2`.
+macro_rules! live {
+    () => {
+        "revoked_at IS NULL AND expires_at > $2"
+    };
+}
 
 #[async_trait]
 impl Store for SqlStore {
@@ -199,8 +213,10 @@ impl Store for SqlStore {
         if !storable(username) {
             return Ok(None);
         }
-        let row: Option<UserWithHashRow> = sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1"
+        let row: Option<UserWithHashRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", password_hash FROM users WHERE username = $1"
         ))
         .bind(username)
         .fetch_optional(&self.reader)
@@ -210,11 +226,14 @@ impl Store for SqlStore {
     }
 
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> =
-            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-                .bind(id.to_string())
-                .fetch_optional(&self.reader)
-                .await?;
+        let row: Option<UserRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await?;
         row.map(User::try_from).transpose()
     }
 
@@ -286,8 +305,10 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let live: Vec<(String,)> = sqlx::query_as(&format!(
-            "SELECT id FROM sessions WHERE user_id = $1 AND {LIVE} ORDER BY last_used_at, created_at"
+        let live: Vec<(String,)> = sqlx::query_as(concat!(
+            "SELECT id FROM sessions WHERE user_id = $1 AND ",
+            live!(),
+            " ORDER BY last_used_at, created_at"
         ))
         .bind(&user_id)
         .bind(to_millis(now))
@@ -306,8 +327,10 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query(&format!(
-            "INSERT INTO sessions ({SESSION_COLUMNS}) \
+        sqlx::query(concat!(
+            "INSERT INTO sessions (",
+            session_columns!(),
+            ") \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(session.id.to_string())
@@ -328,8 +351,10 @@ impl Store for SqlStore {
     }
 
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<Session>> {
-        let row: Option<SessionRow> = sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"
+        let row: Option<SessionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id = $1"
         ))
         .bind(id.to_string())
         .fetch_optional(&self.reader)
@@ -344,9 +369,10 @@ impl Store for SqlStore {
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> StoreResult<bool> {
-        let rotated = sqlx::query(&format!(
+        let rotated = sqlx::query(concat!(
             "UPDATE sessions SET generation = generation + 1, rotated_at = $2, last_used_at = $2, \
-             expires_at = $4 WHERE id = $1 AND generation = $3 AND {LIVE}"
+             expires_at = $4 WHERE id = $1 AND generation = $3 AND ",
+            live!()
         ))
         .bind(id.to_string())
         .bind(to_millis(now))
@@ -364,8 +390,10 @@ impl Store for SqlStore {
         owner: Option<Uuid>,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
-        let revoked = sqlx::query(&format!(
-            "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND {LIVE} \
+        let revoked = sqlx::query(concat!(
+            "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND ",
+            live!(),
+            " \
              AND (CAST($3 AS TEXT) IS NULL OR user_id = $3)"
         ))
         .bind(id.to_string())
@@ -378,8 +406,9 @@ impl Store for SqlStore {
     }
 
     async fn revoke_sessions_of(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<u64> {
-        let revoked = sqlx::query(&format!(
-            "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND {LIVE}"
+        let revoked = sqlx::query(concat!(
+            "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND ",
+            live!()
         ))
         .bind(user_id.to_string())
         .bind(to_millis(now))
@@ -394,8 +423,12 @@ impl Store for SqlStore {
         user_id: Uuid,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Session>> {
-        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND {LIVE} \
+        let rows: Vec<SessionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE user_id = $1 AND ",
+            live!(),
+            " \
              ORDER BY created_at DESC, id"
         ))
         .bind(user_id.to_string())
