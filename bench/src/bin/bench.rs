@@ -175,8 +175,9 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
-    let get = |server: &Server, path: &'static str, token: String| {
-        (server.address, Workload::Get { path, token })
+    let get = |path: &'static str, token: &str| Workload::Get {
+        path,
+        token: token.to_owned(),
     };
     let tollgate_token = token(&signed_in, "accessToken")?;
     let hs_token = token(&login(&client, &tollgate_hs).await?, "accessToken")?;
@@ -189,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
             &mut rows,
             scenario,
             &bare,
-            get(&bare, "/api/job-list", String::new()).1,
+            get("/api/job-list", ""),
             connections,
             duration,
             None,
@@ -199,14 +200,14 @@ async fn main() -> anyhow::Result<()> {
             &mut rows,
             scenario,
             &express,
-            get(&express, "/api/job-list", express_token.clone()).1,
+            get("/api/job-list", &express_token),
             connections,
             duration,
             None,
         )
         .await?;
         for (server, token) in [(&tollgate, &tollgate_token), (&tollgate_hs, &hs_token)] {
-            let workload = get(server, "/api/job-list", token.clone()).1;
+            let workload = get("/api/job-list", token);
             let per_second = measure(
                 &mut rows,
                 scenario,
@@ -224,7 +225,7 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        let workload = get(&tollgate, "/api/current-user", tollgate_token.clone()).1;
+        let workload = get("/api/current-user", &tollgate_token);
         measure(
             &mut rows,
             "GET /api/current-user",
@@ -287,7 +288,7 @@ async fn main() -> anyhow::Result<()> {
         path: "/api/login",
         body: json!({ "username": "user2", "password": "wrong" }).to_string(),
     };
-    let reads = get(&tollgate, "/api/job-list", tollgate_token.clone()).1;
+    let reads = get("/api/job-list", &tollgate_token);
     let (under_flood, logins) = tokio::join!(
         run(tollgate.address, &reads, 4, duration),
         run(tollgate.address, &flood, 200, duration)

@@ -5,10 +5,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::json;
 
 use crate::helpers::{backend, database_file, decode, fresh_database_url, token, Backend};
-use crate::process::{tollgate, Server};
+use crate::process::{rotate_keys, tollgate, Server};
 
 fn with_password(mut command: Command, password: &str) -> std::process::Output {
     let mut child = command
@@ -68,20 +67,6 @@ fn an_hs256_secret_under_32_bytes_refuses_to_start() {
     );
 }
 
-async fn login(
-    client: &reqwest::Client,
-    address: &str,
-    username: &str,
-    password: &str,
-) -> reqwest::Response {
-    client
-        .post(format!("{address}/api/login"))
-        .json(&json!({ "username": username, "password": password }))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn user_add_and_passwd_manage_sign_in_and_passwd_signs_out_everywhere() {
     let database = fresh_database_url().await;
@@ -111,8 +96,7 @@ async fn user_add_and_passwd_manage_sign_in_and_passwd_signs_out_everywhere() {
     assert_eq!(output.status.code(), Some(1), "a taken username fails");
 
     let server = Server::start(&database, "serve");
-    let client = reqwest::Client::new();
-    let response = login(&client, &server.address, "carol", "first secret").await;
+    let response = server.login("carol", "first secret").await;
     assert_eq!(response.status(), StatusCode::OK);
     let session: serde_json::Value = response.json().await.unwrap();
     assert_eq!(session["user"]["city"], "Oslo");
@@ -129,23 +113,14 @@ async fn user_add_and_passwd_manage_sign_in_and_passwd_signs_out_everywhere() {
     );
 
     assert_eq!(
-        login(&client, &server.address, "carol", "first secret")
-            .await
-            .status(),
+        server.login("carol", "first secret").await.status(),
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        login(&client, &server.address, "carol", "second secret")
-            .await
-            .status(),
+        server.login("carol", "second secret").await.status(),
         StatusCode::OK
     );
-    let refresh = client
-        .post(format!("{}/api/refresh-token", server.address))
-        .json(&json!({ "refreshToken": token(&session, "refreshToken") }))
-        .send()
-        .await
-        .unwrap();
+    let refresh = server.refresh(&token(&session, "refreshToken")).await;
     assert_eq!(
         refresh.status(),
         StatusCode::FORBIDDEN,
@@ -156,52 +131,28 @@ async fn user_add_and_passwd_manage_sign_in_and_passwd_signs_out_everywhere() {
 #[tokio::test]
 async fn keys_rotate_adds_a_current_key_and_old_tokens_keep_verifying() {
     let database = fresh_database_url().await;
-    let client = reqwest::Client::new();
     let mut server = Server::start(&database, "demo");
-    let before: serde_json::Value = login(&client, &server.address, "user1", "password")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let before = server.login_ok("user1").await;
     server.terminate();
 
-    let output = tollgate()
-        .args(["keys", "rotate"])
-        .env("TOLLGATE_DATABASE_URL", &database)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    rotate_keys(&database);
 
     let server = Server::start(&database, "serve");
-    let jwks: serde_json::Value = client
-        .get(format!("{}/.well-known/jwks.json", server.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = server.jwks().await;
     assert_eq!(
         jwks["keys"].as_array().unwrap().len(),
         2,
         "old and new public keys"
     );
-    let after: serde_json::Value = login(&client, &server.address, "user1", "password")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let after = server.login_ok("user1").await;
     let old_kid = decode(&token(&before, "accessToken")).0["kid"].clone();
     assert_ne!(
         decode(&token(&after, "accessToken")).0["kid"],
         old_kid,
         "new tokens use the new key"
     );
-    let me = client
+    let me = server
+        .client
         .get(format!("{}/api/current-user", server.address))
         .bearer_auth(token(&before, "accessToken"))
         .send()
@@ -212,34 +163,29 @@ async fn keys_rotate_adds_a_current_key_and_old_tokens_keep_verifying() {
         StatusCode::OK,
         "tokens signed by the old key still verify"
     );
-    let refresh = client
-        .post(format!("{}/api/refresh-token", server.address))
-        .json(&json!({ "refreshToken": token(&before, "refreshToken") }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refresh.status(), StatusCode::OK);
+    assert_eq!(
+        server
+            .refresh(&token(&before, "refreshToken"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn demo_on_an_existing_database_keeps_its_sessions() {
     let database = fresh_database_url().await;
-    let client = reqwest::Client::new();
     let mut server = Server::start(&database, "demo");
-    let session: serde_json::Value = login(&client, &server.address, "user1", "password")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = server.login_ok("user1").await;
     server.terminate();
     let server = Server::start(&database, "demo");
-    let refresh = client
-        .post(format!("{}/api/refresh-token", server.address))
-        .json(&json!({ "refreshToken": token(&session, "refreshToken") }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refresh.status(), StatusCode::OK);
+    assert_eq!(
+        server
+            .refresh(&token(&session, "refreshToken"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

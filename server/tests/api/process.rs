@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
+
 /// The binary under test, with a clean environment.
 pub fn tollgate() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
@@ -14,10 +16,25 @@ pub fn tollgate() -> Command {
     command
 }
 
+/// `tollgate keys rotate` on `database`; panics unless it succeeds.
+pub fn rotate_keys(database: &str) {
+    let output = tollgate()
+        .args(["keys", "rotate"])
+        .env("TOLLGATE_DATABASE_URL", database)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// A server process on a random port; killed when dropped. Its log goes to a file.
 pub struct Server {
     pub child: std::process::Child,
     pub address: String,
+    pub client: reqwest::Client,
     pub log: PathBuf,
     port: u16,
 }
@@ -59,6 +76,7 @@ impl Server {
         Server {
             child,
             address: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
             log,
             port,
         }
@@ -87,6 +105,37 @@ impl Server {
             .status()
             .unwrap();
         self.child.wait().unwrap()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        let body = json!({ "username": username, "password": password });
+        let url = format!("{}/api/login", self.address);
+        self.client.post(url).json(&body).send().await.unwrap()
+    }
+
+    /// Signs in with a demo user's password; panics unless it is 200.
+    pub async fn login_ok(&self, username: &str) -> Value {
+        let response = self.login(username, "password").await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        let body = json!({ "refreshToken": refresh_token });
+        let url = format!("{}/api/refresh-token", self.address);
+        self.client.post(url).json(&body).send().await.unwrap()
+    }
+
+    pub async fn jwks(&self) -> Value {
+        let url = format!("{}/.well-known/jwks.json", self.address);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub fn log_text(&self) -> String {

@@ -17,7 +17,7 @@ use tollgate::store::{Store, StoreOptions};
 use helpers::{
     decode, fresh_postgres_database, postgres_admin_url, problem, sid, spawn_app_on, token,
 };
-use process::{tollgate, Server};
+use process::{rotate_keys, Server};
 use proxy::Proxy;
 
 /// Three instances on a new database; the first seeds the demo users.
@@ -37,35 +37,6 @@ async fn store(database: &str) -> std::sync::Arc<dyn Store> {
         .unwrap()
 }
 
-async fn login(client: &reqwest::Client, server: &Server) -> Value {
-    let response = client
-        .post(format!("{}/api/login", server.address))
-        .json(&json!({ "username": "user1", "password": "password" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
-}
-
-async fn refresh(
-    client: &reqwest::Client,
-    server: &Server,
-    refresh_token: &str,
-) -> reqwest::Response {
-    client
-        .post(format!("{}/api/refresh-token", server.address))
-        .json(&json!({ "refreshToken": refresh_token }))
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn jwks(client: &reqwest::Client, server: &Server) -> Value {
-    let url = format!("{}/.well-known/jwks.json", server.address);
-    client.get(url).send().await.unwrap().json().await.unwrap()
-}
-
 #[tokio::test]
 async fn instances_starting_together_on_an_empty_database_agree_on_one_key_set() {
     let database = fresh_postgres_database().await;
@@ -73,28 +44,22 @@ async fn instances_starting_together_on_an_empty_database_agree_on_one_key_set()
         .map(|_| Server::spawn(&database, "serve", &[]))
         .collect();
     servers.iter_mut().for_each(Server::wait_ready);
-    let client = reqwest::Client::new();
-    let first = jwks(&client, &servers[0]).await;
+    let first = servers[0].jwks().await;
     assert_eq!(first["keys"].as_array().unwrap().len(), 1, "{first}");
     for server in &servers[1..] {
-        assert_eq!(jwks(&client, server).await, first);
+        assert_eq!(server.jwks().await, first);
     }
 }
 
 #[tokio::test]
 async fn a_token_rotated_on_b_and_replayed_on_c_revokes_the_session() {
     let (database, servers) = three_instances(&["--refresh-reuse-grace", "0s"]).await;
-    let client = reqwest::Client::new();
-    let signed_in = login(&client, &servers[0]).await;
+    let signed_in = servers[0].login_ok("user1").await;
     let old = token(&signed_in, "refreshToken");
-    let rotated = refresh(&client, &servers[1], &old).await;
+    let rotated = servers[1].refresh(&old).await;
     assert_eq!(rotated.status(), StatusCode::OK);
     let rotated: Value = rotated.json().await.unwrap();
-    problem(
-        refresh(&client, &servers[2], &old).await,
-        StatusCode::FORBIDDEN,
-    )
-    .await;
+    problem(servers[2].refresh(&old).await, StatusCode::FORBIDDEN).await;
     let session = store(&database)
         .await
         .find_session(sid(&old))
@@ -103,7 +68,7 @@ async fn a_token_rotated_on_b_and_replayed_on_c_revokes_the_session() {
         .unwrap();
     assert!(session.revoked_at.is_some());
     problem(
-        refresh(&client, &servers[0], &token(&rotated, "refreshToken")).await,
+        servers[0].refresh(&token(&rotated, "refreshToken")).await,
         StatusCode::FORBIDDEN,
     )
     .await;
@@ -112,9 +77,9 @@ async fn a_token_rotated_on_b_and_replayed_on_c_revokes_the_session() {
 #[tokio::test]
 async fn a_logout_on_b_is_refused_refresh_on_a() {
     let (_, servers) = three_instances(&[]).await;
-    let client = reqwest::Client::new();
-    let signed_in = login(&client, &servers[0]).await;
-    let logout = client
+    let signed_in = servers[0].login_ok("user1").await;
+    let logout = servers[1]
+        .client
         .post(format!("{}/api/logout", servers[1].address))
         .json(&json!({ "refreshToken": token(&signed_in, "refreshToken") }))
         .send()
@@ -122,7 +87,7 @@ async fn a_logout_on_b_is_refused_refresh_on_a() {
         .unwrap();
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     problem(
-        refresh(&client, &servers[0], &token(&signed_in, "refreshToken")).await,
+        servers[0].refresh(&token(&signed_in, "refreshToken")).await,
         StatusCode::FORBIDDEN,
     )
     .await;
@@ -132,7 +97,7 @@ async fn a_logout_on_b_is_refused_refresh_on_a() {
 async fn twenty_concurrent_refreshes_across_instances_rotate_exactly_once() {
     let (database, servers) = three_instances(&[]).await;
     let client = reqwest::Client::new();
-    let signed_in = login(&client, &servers[0]).await;
+    let signed_in = servers[0].login_ok("user1").await;
     let refresh_token = token(&signed_in, "refreshToken");
     let mut racers = tokio::task::JoinSet::new();
     for n in 0..20 {
@@ -211,35 +176,21 @@ async fn twenty_parallel_logins_across_instances_never_exceed_the_limit() {
 #[tokio::test]
 async fn keys_rotated_through_one_are_seen_by_all() {
     let (database, servers) = three_instances(&["--sweep-interval", "1s"]).await;
-    let client = reqwest::Client::new();
-    let before = login(&client, &servers[0]).await;
-    let output = tollgate()
-        .args(["keys", "rotate"])
-        .env("TOLLGATE_DATABASE_URL", &database)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let before = servers[0].login_ok("user1").await;
+    rotate_keys(&database);
     let deadline = Instant::now() + Duration::from_secs(15);
     for server in &servers {
-        while jwks(&client, server).await["keys"]
-            .as_array()
-            .unwrap()
-            .len()
-            != 2
-        {
+        while server.jwks().await["keys"].as_array().unwrap().len() != 2 {
             assert!(Instant::now() < deadline, "rotation not picked up");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
     let old_kid = decode(&token(&before, "accessToken")).0["kid"].clone();
     for server in &servers {
-        let after = login(&client, server).await;
+        let after = server.login_ok("user1").await;
         assert_ne!(decode(&token(&after, "accessToken")).0["kid"], old_kid);
-        let me = client
+        let me = server
+            .client
             .get(format!("{}/api/current-user", server.address))
             .bearer_auth(token(&before, "accessToken"))
             .send()
@@ -265,7 +216,7 @@ async fn sweeping_on_every_instance_at_once_conflicts_with_nothing() {
     let mut round = 0;
     while Instant::now() < until {
         let server = &servers[round % 3];
-        let signed_in = login(&client, server).await;
+        let signed_in = server.login_ok("user1").await;
         if round % 2 == 0 {
             let url = format!("{}/api/logout", servers[(round + 1) % 3].address);
             let body = json!({ "refreshToken": token(&signed_in, "refreshToken") });
