@@ -20,9 +20,11 @@ pub enum StoreError {
     #[error("a record with the same key already exists")]
     Conflict,
     #[error("the database cannot be reached: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt record: {0}")]
@@ -34,15 +36,29 @@ impl From<sqlx::Error> for StoreError {
         match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
             sqlx::Error::Database(db) if db.code().is_some_and(|code| is_unavailable(&code)) => {
-                StoreError::Unavailable(error)
+                StoreError::Unavailable(error.into())
             }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error),
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.into()),
             _ => StoreError::Database(error),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        match error.sqlite_error_code() {
+            Some(
+                rusqlite::ErrorCode::DatabaseBusy
+                | rusqlite::ErrorCode::DatabaseLocked
+                | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::SystemIoFailure,
+            ) => StoreError::Unavailable(error.into()),
+            _ => StoreError::Sqlite(error),
         }
     }
 }

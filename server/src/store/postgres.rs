@@ -28,5 +28,5 @@ pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<SqlStore>
         .connect(url)
         .await?;
     MIGRATOR.run(&pool).await?;
-    Ok(SqlStore::new(pool.clone(), pool, Some(LOCK_USER)))
+    Ok(SqlStore::new(pool.clone(), pool, Some(LOCK_USER), None))
 }

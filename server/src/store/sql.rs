@@ -6,6 +6,7 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::sqlite::DirectReads;
 use super::{
     from_millis, parse_uuid, to_millis, Job, Session, SessionLimit, SessionLimitPolicy, Store,
     StoreResult, StoredKey, User,
@@ -18,28 +19,36 @@ pub struct SqlStore {
     reader: AnyPool,
     /// Serialises concurrent logins of one user where transactions run in parallel.
     lock_user: Option<&'static str>,
+    /// SQLite's hot reads, answered on the calling thread (see `sqlite::DirectReads`).
+    direct: Option<DirectReads>,
 }
 
 impl SqlStore {
-    pub(super) fn new(writer: AnyPool, reader: AnyPool, lock_user: Option<&'static str>) -> Self {
+    pub(super) fn new(
+        writer: AnyPool,
+        reader: AnyPool,
+        lock_user: Option<&'static str>,
+        direct: Option<DirectReads>,
+    ) -> Self {
         SqlStore {
             writer,
             reader,
             lock_user,
+            direct,
         }
     }
 }
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
-    id: String,
-    username: String,
-    email: String,
-    first_name: String,
-    last_name: String,
-    gender: String,
-    phone: String,
-    city: String,
+pub(super) struct UserRow {
+    pub(super) id: String,
+    pub(super) username: String,
+    pub(super) email: String,
+    pub(super) first_name: String,
+    pub(super) last_name: String,
+    pub(super) gender: String,
+    pub(super) phone: String,
+    pub(super) city: String,
 }
 
 impl TryFrom<UserRow> for User {
@@ -66,16 +75,16 @@ struct UserWithHashRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct JobRow {
-    id: String,
-    user_id: String,
-    company_name: String,
-    title: String,
-    first_date: i64,
-    last_date: i64,
-    skills: String,
-    department: String,
-    ein: String,
+pub(super) struct JobRow {
+    pub(super) id: String,
+    pub(super) user_id: String,
+    pub(super) company_name: String,
+    pub(super) title: String,
+    pub(super) first_date: i64,
+    pub(super) last_date: i64,
+    pub(super) skills: String,
+    pub(super) department: String,
+    pub(super) ein: String,
 }
 
 impl TryFrom<JobRow> for Job {
@@ -96,18 +105,18 @@ impl TryFrom<JobRow> for Job {
 }
 
 #[derive(sqlx::FromRow)]
-struct SessionRow {
-    id: String,
-    user_id: String,
-    generation: i64,
-    rotated_at: Option<i64>,
-    created_at: i64,
-    last_used_at: i64,
-    expires_at: i64,
-    revoked_at: Option<i64>,
-    fingerprint_hash: Option<String>,
-    user_agent: Option<String>,
-    ip: Option<String>,
+pub(super) struct SessionRow {
+    pub(super) id: String,
+    pub(super) user_id: String,
+    pub(super) generation: i64,
+    pub(super) rotated_at: Option<i64>,
+    pub(super) created_at: i64,
+    pub(super) last_used_at: i64,
+    pub(super) expires_at: i64,
+    pub(super) revoked_at: Option<i64>,
+    pub(super) fingerprint_hash: Option<String>,
+    pub(super) user_agent: Option<String>,
+    pub(super) ip: Option<String>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -178,6 +187,22 @@ macro_rules! live {
     };
 }
 
+pub(super) const FIND_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+pub(super) const JOBS_OF: &str = "SELECT id, user_id, company_name, title, first_date, last_date, \
+     skills, department, ein FROM jobs WHERE user_id = $1 ORDER BY first_date DESC";
+pub(super) const FIND_SESSION: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions WHERE id = $1"
+);
+pub(super) const LIVE_SESSIONS_OF: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions WHERE user_id = $1 AND ",
+    live!(),
+    " ORDER BY created_at DESC, id"
+);
+
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -186,6 +211,9 @@ impl Store for SqlStore {
     }
 
     async fn close(&self) {
+        if let Some(direct) = &self.direct {
+            direct.close();
+        }
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -226,14 +254,13 @@ impl Store for SqlStore {
     }
 
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.reader)
-        .await?;
+        if let Some(direct) = &self.direct {
+            return direct.find_user(id);
+        }
+        let row: Option<UserRow> = sqlx::query_as(FIND_USER)
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
         row.map(User::try_from).transpose()
     }
 
@@ -281,13 +308,13 @@ impl Store for SqlStore {
     }
 
     async fn jobs_of(&self, user_id: Uuid) -> StoreResult<Vec<Job>> {
-        let rows: Vec<JobRow> = sqlx::query_as(
-            "SELECT id, user_id, company_name, title, first_date, last_date, skills, department, \
-             ein FROM jobs WHERE user_id = $1 ORDER BY first_date DESC",
-        )
-        .bind(user_id.to_string())
-        .fetch_all(&self.reader)
-        .await?;
+        if let Some(direct) = &self.direct {
+            return direct.jobs_of(user_id);
+        }
+        let rows: Vec<JobRow> = sqlx::query_as(JOBS_OF)
+            .bind(user_id.to_string())
+            .fetch_all(&self.reader)
+            .await?;
         rows.into_iter().map(Job::try_from).collect()
     }
 
@@ -351,14 +378,13 @@ impl Store for SqlStore {
     }
 
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<Session>> {
-        let row: Option<SessionRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.reader)
-        .await?;
+        if let Some(direct) = &self.direct {
+            return direct.find_session(id);
+        }
+        let row: Option<SessionRow> = sqlx::query_as(FIND_SESSION)
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
         row.map(Session::try_from).transpose()
     }
 
@@ -423,18 +449,14 @@ impl Store for SqlStore {
         user_id: Uuid,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Session>> {
-        let rows: Vec<SessionRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions WHERE user_id = $1 AND ",
-            live!(),
-            " \
-             ORDER BY created_at DESC, id"
-        ))
-        .bind(user_id.to_string())
-        .bind(to_millis(now))
-        .fetch_all(&self.reader)
-        .await?;
+        if let Some(direct) = &self.direct {
+            return direct.live_sessions_of(user_id, now);
+        }
+        let rows: Vec<SessionRow> = sqlx::query_as(LIVE_SESSIONS_OF)
+            .bind(user_id.to_string())
+            .bind(to_millis(now))
+            .fetch_all(&self.reader)
+            .await?;
         rows.into_iter().map(Session::try_from).collect()
     }
 
