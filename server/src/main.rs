@@ -4,6 +4,11 @@ use clap::Parser;
 use tollgate::cli::{self, Cli, Failure};
 use tracing_subscriber::EnvFilter;
 
+/// Each request makes many small, short-lived allocations; glibc's malloc spent a quarter of
+/// the server's time on them (see bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
