@@ -100,31 +100,32 @@ pub fn router(state: AppState) -> Router {
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
             .max_age(Duration::from_secs(600))
     });
+    // One layer over the routes rather than one per middleware: axum boxes, clones and
+    // re-boxes every route for each `Router::layer` call, on every request.
+    let middleware = ServiceBuilder::new()
+        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(record_metrics))
+        .layer(security_header("cross-origin-opener-policy", "same-origin"))
+        .layer(security_header("x-frame-options", "DENY"))
+        .layer(security_header("referrer-policy", "no-referrer"))
+        .layer(security_header("x-content-type-options", "nosniff"))
+        .layer(security_header(
+            "content-security-policy",
+            CONTENT_SECURITY_POLICY,
+        ))
+        .option_layer(cors)
+        .layer(middleware::from_fn(limit_header_size))
+        .layer(HandleErrorLayer::new(|_: BoxError| async {
+            ApiError::Timeout
+        }))
+        .timeout(state.config.request_timeout)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
     Router::new()
         .merge(auth::router())
         .merge(account::router())
         .merge(system::router())
         .fallback(spa_or_not_found)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: BoxError| async {
-                    ApiError::Timeout
-                }))
-                .timeout(state.config.request_timeout),
-        )
-        .layer(middleware::from_fn(limit_header_size))
-        .layer(tower::util::option_layer(cors))
-        .layer(security_header(
-            "content-security-policy",
-            CONTENT_SECURITY_POLICY,
-        ))
-        .layer(security_header("x-content-type-options", "nosniff"))
-        .layer(security_header("referrer-policy", "no-referrer"))
-        .layer(security_header("x-frame-options", "DENY"))
-        .layer(security_header("cross-origin-opener-policy", "same-origin"))
-        .layer(middleware::from_fn(record_metrics))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware)
         .with_state(state)
 }
 
