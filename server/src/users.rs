@@ -2,6 +2,7 @@
 
 use std::sync::{mpsc, Arc, Mutex};
 
+use std::alloc::System;
 use std::cell::RefCell;
 
 use argon2::password_hash::rand_core::OsRng;
@@ -50,14 +51,18 @@ fn argon2(params: Params) -> Argon2<'static> {
 
 thread_local! {
     /// Each hashing thread allocates its Argon2 memory once and reuses it for every hash:
-    /// allocating 19 MiB per hash made the process grow with every sign-in.
-    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+    /// allocating 19 MiB per hash made the process grow with every sign-in. It comes from the
+    /// system allocator, which unmaps it when the thread ends; the global allocator (mimalloc)
+    /// would keep it resident until other allocations happened to purge it.
+    static MEMORY: RefCell<SystemVec<Block>> = const { RefCell::new(SystemVec::new_in(System)) };
 }
+
+type SystemVec<T> = allocator_api2::vec::Vec<T, System>;
 
 fn with_memory<T>(params: &Params, work: impl FnOnce(&mut [Block]) -> T) -> T {
     MEMORY.with_borrow_mut(|blocks| {
         if blocks.len() != params.block_count() {
-            *blocks = vec![Block::default(); params.block_count()];
+            *blocks = allocator_api2::vec![in System; Block::default(); params.block_count()];
         }
         work(blocks)
     })
