@@ -5,7 +5,7 @@ use tollgate::cli::{self, Cli, Failure};
 use tracing_subscriber::EnvFilter;
 
 /// Each request makes many small, short-lived allocations; glibc's malloc spent a quarter of
-/// the server's time on them (see bench/README.md).
+/// the server's time on them (README, Benchmarks).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

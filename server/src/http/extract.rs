@@ -106,9 +106,9 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
         return Err(ApiError::Unauthorized { token_sent: false });
     }
     let is_token68 = !token.is_empty()
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+        && token.bytes().all(|b| {
+            matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+        });
     if is_token68 {
         Ok(token)
     } else {
