@@ -1,4 +1,5 @@
-//! `make bench`: Tollgate against the limit of its stack (bare axum) and against what users
+//! `make bench`: Tollgate against the limit of its stack (bare axum, from memory and reading
+//! the same store without a token check or middleware) and against what users
 //! would otherwise pick (Express + jsonwebtoken), measured side by side in one run.
 //! Prints a Markdown report and writes it to `bench/results/<date>.md`.
 //!
@@ -164,6 +165,14 @@ async fn main() -> anyhow::Result<()> {
         ("USER_FILE", user_file.to_str().context("path")?),
     ];
     let bare = Server::start("bare axum", &release.join("bare"), &[], &files).await?;
+    let user_id = signed_in["user"]["id"].as_str().context("user id")?;
+    let bare_reading = Server::start(
+        "bare axum + the same store read",
+        &release.join("bare"),
+        &[],
+        &[("JOBS_DATABASE_URL", &eddsa_db), ("JOBS_USER_ID", user_id)],
+    )
+    .await?;
     let express_script = root.join("bench/express/server.js");
     let mut express_env = files.to_vec();
     express_env.push(("JWT_SECRET", &secret));
@@ -196,6 +205,16 @@ async fn main() -> anyhow::Result<()> {
             None,
         )
         .await?;
+        let limit_reading = measure(
+            &mut rows,
+            scenario,
+            &bare_reading,
+            get("/api/job-list", ""),
+            connections,
+            duration,
+            None,
+        )
+        .await?;
         let node = measure(
             &mut rows,
             scenario,
@@ -220,8 +239,9 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             if let Some(row) = rows.last_mut() {
                 row.scenario = format!(
-                    "{scenario} ({:.0}% of bare axum)",
-                    100.0 * per_second / limit
+                    "{scenario} ({:.0}% of bare axum, {:.0}% of bare axum reading the store)",
+                    100.0 * per_second / limit,
+                    100.0 * per_second / limit_reading
                 );
             }
         }
