@@ -245,15 +245,24 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        let workload = get("/api/current-user", &tollgate_token);
+        let node = measure(
+            &mut rows,
+            "GET /api/current-user",
+            &express,
+            get("/api/current-user", &express_token),
+            connections,
+            duration,
+            None,
+        )
+        .await?;
         measure(
             &mut rows,
             "GET /api/current-user",
             &tollgate,
-            workload,
+            get("/api/current-user", &tollgate_token),
             connections,
             duration,
-            None,
+            Some(node),
         )
         .await?;
 
@@ -293,7 +302,7 @@ async fn main() -> anyhow::Result<()> {
         };
         measure(
             &mut rows,
-            "POST /api/login (Argon2id)",
+            "POST /api/login (Argon2id, 19 MiB; no baseline: the tutorial compares plain text)",
             &tollgate,
             workload,
             connections,
