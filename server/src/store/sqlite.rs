@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Row};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row};
 use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::Executor;
@@ -123,31 +123,53 @@ impl DirectReads {
         self.lock_idle().clear();
     }
 
+    /// The first row of `sql`, if any.
+    fn one<R>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        row: fn(&Row<'_>) -> rusqlite::Result<R>,
+    ) -> StoreResult<Option<R>> {
+        self.with_connection(|connection| {
+            connection
+                .prepare_cached(sql)?
+                .query_row(params, row)
+                .optional()
+        })
+    }
+
+    /// Every row of `sql`.
+    fn all<R>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        row: fn(&Row<'_>) -> rusqlite::Result<R>,
+    ) -> StoreResult<Vec<R>> {
+        self.with_connection(|connection| {
+            connection
+                .prepare_cached(sql)?
+                .query_map(params, row)?
+                .collect()
+        })
+    }
+
     pub fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
-        let row = self.with_connection(|connection| {
-            let mut statement = connection.prepare_cached(FIND_USER)?;
-            let mut rows = statement.query([id.to_string()])?;
-            rows.next()?.map(user_row).transpose()
-        })?;
-        row.map(User::try_from).transpose()
+        self.one(FIND_USER, [id.to_string()], user_row)?
+            .map(User::try_from)
+            .transpose()
     }
 
     pub fn jobs_of(&self, user_id: Uuid) -> StoreResult<Vec<Job>> {
-        let rows = self.with_connection(|connection| {
-            let mut statement = connection.prepare_cached(JOBS_OF)?;
-            let rows = statement.query_map([user_id.to_string()], job_row)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        rows.into_iter().map(Job::try_from).collect()
+        self.all(JOBS_OF, [user_id.to_string()], job_row)?
+            .into_iter()
+            .map(Job::try_from)
+            .collect()
     }
 
     pub fn find_session(&self, id: Uuid) -> StoreResult<Option<Session>> {
-        let row = self.with_connection(|connection| {
-            let mut statement = connection.prepare_cached(FIND_SESSION)?;
-            let mut rows = statement.query([id.to_string()])?;
-            rows.next()?.map(session_row).transpose()
-        })?;
-        row.map(Session::try_from).transpose()
+        self.one(FIND_SESSION, [id.to_string()], session_row)?
+            .map(Session::try_from)
+            .transpose()
     }
 
     pub fn live_sessions_of(
@@ -155,15 +177,11 @@ impl DirectReads {
         user_id: Uuid,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Session>> {
-        let rows = self.with_connection(|connection| {
-            let mut statement = connection.prepare_cached(LIVE_SESSIONS_OF)?;
-            let rows = statement.query_map(
-                rusqlite::params![user_id.to_string(), to_millis(now)],
-                session_row,
-            )?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        rows.into_iter().map(Session::try_from).collect()
+        let params = rusqlite::params![user_id.to_string(), to_millis(now)];
+        self.all(LIVE_SESSIONS_OF, params, session_row)?
+            .into_iter()
+            .map(Session::try_from)
+            .collect()
     }
 }
 
