@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::helpers::{backend, database_file, decode, fresh_database_url, token, Backend};
-use crate::process::{rotate_keys, tollgate, Server};
+use crate::process::{run_ok, tollgate, Server};
 
 fn with_password(mut command: Command, password: &str) -> std::process::Output {
     let mut child = command
@@ -135,7 +135,7 @@ async fn keys_rotate_adds_a_current_key_and_old_tokens_keep_verifying() {
     let before = server.login_ok("user1").await;
     server.terminate();
 
-    rotate_keys(&database);
+    run_ok(&["keys", "rotate"], &database);
 
     let server = Server::start(&database, "serve");
     let jwks = server.jwks().await;
@@ -152,12 +152,8 @@ async fn keys_rotate_adds_a_current_key_and_old_tokens_keep_verifying() {
         "new tokens use the new key"
     );
     let me = server
-        .client
-        .get(format!("{}/api/current-user", server.address))
-        .bearer_auth(token(&before, "accessToken"))
-        .send()
-        .await
-        .unwrap();
+        .get("/api/current-user", &token(&before, "accessToken"))
+        .await;
     assert_eq!(
         me.status(),
         StatusCode::OK,
@@ -242,16 +238,7 @@ async fn migrate_creates_the_schema_and_can_run_again() {
         Backend::Postgres => fresh_database_url().await,
     };
     for _ in 0..2 {
-        let output = tollgate()
-            .arg("migrate")
-            .env("TOLLGATE_DATABASE_URL", &database)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        run_ok(&["migrate"], &database);
     }
     if backend() == Backend::Sqlite {
         assert!(file.exists());

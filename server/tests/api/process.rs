@@ -16,10 +16,10 @@ pub fn tollgate() -> Command {
     command
 }
 
-/// `tollgate keys rotate` on `database`; panics unless it succeeds.
-pub fn rotate_keys(database: &str) {
+/// `tollgate ARGS` on `database` (such as `keys rotate` or `migrate`); panics unless it succeeds.
+pub fn run_ok(args: &[&str], database: &str) {
     let output = tollgate()
-        .args(["keys", "rotate"])
+        .args(args)
         .env("TOLLGATE_DATABASE_URL", database)
         .output()
         .unwrap();
@@ -124,6 +124,17 @@ impl Server {
         let body = json!({ "refreshToken": refresh_token });
         let url = format!("{}/api/refresh-token", self.address);
         self.client.post(url).json(&body).send().await.unwrap()
+    }
+
+    /// `GET path` with a bearer token.
+    pub async fn get(&self, path: &str, access_token: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.address);
+        self.client
+            .get(url)
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn jwks(&self) -> Value {

@@ -17,7 +17,7 @@ use tollgate::store::{Store, StoreOptions};
 use helpers::{
     decode, fresh_postgres_database, postgres_admin_url, problem, sid, spawn_app_on, token,
 };
-use process::{rotate_keys, Server};
+use process::{run_ok, Server};
 use proxy::Proxy;
 
 /// Three instances on a new database; the first seeds the demo users.
@@ -177,7 +177,7 @@ async fn twenty_parallel_logins_across_instances_never_exceed_the_limit() {
 async fn keys_rotated_through_one_are_seen_by_all() {
     let (database, servers) = three_instances(&["--sweep-interval", "1s"]).await;
     let before = servers[0].login_ok("user1").await;
-    rotate_keys(&database);
+    run_ok(&["keys", "rotate"], &database);
     let deadline = Instant::now() + Duration::from_secs(15);
     for server in &servers {
         while server.jwks().await["keys"].as_array().unwrap().len() != 2 {
@@ -190,12 +190,8 @@ async fn keys_rotated_through_one_are_seen_by_all() {
         let after = server.login_ok("user1").await;
         assert_ne!(decode(&token(&after, "accessToken")).0["kid"], old_kid);
         let me = server
-            .client
-            .get(format!("{}/api/current-user", server.address))
-            .bearer_auth(token(&before, "accessToken"))
-            .send()
-            .await
-            .unwrap();
+            .get("/api/current-user", &token(&before, "accessToken"))
+            .await;
         assert_eq!(me.status(), StatusCode::OK, "old tokens still verify");
     }
 }
@@ -314,13 +310,7 @@ async fn a_lost_database_gives_fast_503s_and_service_returns_without_a_restart()
         "four calls bounded by the 2 s timeout took {waited:?}"
     );
     // Verifying an access token needs no database.
-    let token_only = app
-        .client
-        .get(app.url("/api/current-user"))
-        .bearer_auth("x")
-        .send()
-        .await
-        .unwrap();
+    let token_only = app.get("/api/current-user", "x").await;
     assert_eq!(token_only.status(), StatusCode::UNAUTHORIZED);
 
     proxy.restore().await;
