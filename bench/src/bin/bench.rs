@@ -245,53 +245,29 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        let node = measure(
+        against_express(
             &mut rows,
             "GET /api/current-user",
-            &express,
-            get("/api/current-user", &express_token),
+            (&express, get("/api/current-user", &express_token)),
+            (&tollgate, get("/api/current-user", &tollgate_token)),
             connections,
             duration,
-            None,
-        )
-        .await?;
-        measure(
-            &mut rows,
-            "GET /api/current-user",
-            &tollgate,
-            get("/api/current-user", &tollgate_token),
-            connections,
-            duration,
-            Some(node),
         )
         .await?;
 
-        let mut chains = Vec::new();
-        for server in [&express, &tollgate] {
-            let mut tokens = Vec::new();
-            for _ in 0..connections {
-                tokens.push(token(&login(&client, server).await?, "refreshToken")?);
-            }
-            chains.push(Workload::RefreshChain { tokens });
-        }
-        let node = measure(
+        against_express(
             &mut rows,
             "refresh chains",
-            &express,
-            chains[0].clone(),
+            (
+                &express,
+                refresh_chains(&client, &express, connections).await?,
+            ),
+            (
+                &tollgate,
+                refresh_chains(&client, &tollgate, connections).await?,
+            ),
             connections,
             duration,
-            None,
-        )
-        .await?;
-        measure(
-            &mut rows,
-            "refresh chains",
-            &tollgate,
-            chains[1].clone(),
-            connections,
-            duration,
-            Some(node),
         )
         .await?;
 
@@ -413,6 +389,51 @@ async fn measure(
         baseline,
     });
     Ok(stats.per_second)
+}
+
+/// The Express baseline, then Tollgate with its ratio against it.
+async fn against_express(
+    rows: &mut Vec<Row>,
+    scenario: &str,
+    (express, express_workload): (&Server, Workload),
+    (tollgate, tollgate_workload): (&Server, Workload),
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    let node = measure(
+        rows,
+        scenario,
+        express,
+        express_workload,
+        connections,
+        duration,
+        None,
+    )
+    .await?;
+    measure(
+        rows,
+        scenario,
+        tollgate,
+        tollgate_workload,
+        connections,
+        duration,
+        Some(node),
+    )
+    .await?;
+    Ok(())
+}
+
+/// One chain per connection, each starting from its own sign-in.
+async fn refresh_chains(
+    client: &reqwest::Client,
+    server: &Server,
+    connections: usize,
+) -> anyhow::Result<Workload> {
+    let mut tokens = Vec::new();
+    for _ in 0..connections {
+        tokens.push(token(&login(client, server).await?, "refreshToken")?);
+    }
+    Ok(Workload::RefreshChain { tokens })
 }
 
 async fn login(client: &reqwest::Client, server: &Server) -> anyhow::Result<Value> {
