@@ -48,6 +48,32 @@ async fn metrics_count_requests_logins_refreshes_and_live_sessions() {
 }
 
 #[tokio::test]
+async fn invented_methods_share_one_metrics_label() {
+    let app = spawn_app().await;
+    for n in 0..3 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{n}").as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method, app.url("/api/job-list"))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error());
+    }
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("INVENTED"), "{text}");
+    assert!(text.contains(r#"method="other""#), "{text}");
+}
+
+#[tokio::test]
 async fn the_openapi_document_describes_the_api() {
     let app = spawn_app().await;
     let doc: Value = app
