@@ -10,9 +10,11 @@ use anyhow::Context;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
-use tollgate::store::{self, Job, Store, StoreOptions};
+use axum::Router;
+use tollgate::http::job_list_response;
+use tollgate::store::{self, Store, StoreOptions};
 use uuid::Uuid;
 
 /// The allocator Tollgate runs on, so that the comparison is of the code, not of malloc.
@@ -45,12 +47,10 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn jobs_from_store(
-    State((store, user)): State<(Arc<dyn Store>, Uuid)>,
-) -> Result<Json<Vec<Job>>, StatusCode> {
-    store
-        .jobs_of(user)
-        .await
-        .map(Json)
-        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)
+/// Serialized as Tollgate serializes it, so that only the token check and middleware differ.
+async fn jobs_from_store(State((store, user)): State<(Arc<dyn Store>, Uuid)>) -> Response {
+    match store.jobs_of(user).await {
+        Ok(jobs) => job_list_response(&jobs),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }

@@ -62,6 +62,26 @@ impl Server {
         format!("http://{}{path}", self.address)
     }
 
+    /// CPU time the server has used so far, user and system together.
+    fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // After the command name in parentheses: state is field 3, utime and stime 14 and 15.
+        let ticks: u64 = stat
+            .rsplit_once(')')
+            .map(|(_, fields)| {
+                fields
+                    .split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .filter_map(|n| n.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        // Linux reports in USER_HZ, 100 per second on every architecture it supports.
+        Duration::from_millis(ticks * 10)
+    }
+
     /// Resident memory now and at its peak, in MiB.
     fn memory(&self) -> (f64, f64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -90,6 +110,8 @@ struct Row {
     server: &'static str,
     connections: usize,
     stats: Stats,
+    /// Server CPU time per request.
+    cpu_per_request: Duration,
     baseline: Option<f64>,
 }
 
@@ -311,11 +333,11 @@ async fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         report,
-        "| scenario | server | connections | requests/s | p50 ms | p99 ms | errors | vs Express |"
+        "| scenario | server | connections | requests/s | p50 ms | p99 ms | errors | server CPU µs/request | vs Express |"
     )?;
     writeln!(
         report,
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )?;
     for row in &rows {
         let ratio = row.baseline.map_or("".into(), |base| {
@@ -323,14 +345,15 @@ async fn main() -> anyhow::Result<()> {
         });
         writeln!(
             report,
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {ratio} |",
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {:.1} | {ratio} |",
             row.scenario,
             row.server,
             row.connections,
             row.stats.per_second,
             millis(row.stats.p50),
             millis(row.stats.p99),
-            row.stats.errors
+            row.stats.errors,
+            row.cpu_per_request.as_secs_f64() * 1e6
         )?;
     }
     writeln!(
@@ -374,7 +397,9 @@ async fn measure(
     duration: Duration,
     baseline: Option<f64>,
 ) -> anyhow::Result<f64> {
+    let cpu_before = server.cpu_time();
     let stats = run(server.address, &workload, connections, duration).await?;
+    let cpu_per_request = (server.cpu_time() - cpu_before).div_f64(stats.requests.max(1) as f64);
     eprintln!(
         "{scenario} · {} · {connections}: {:.0}/s, p99 {} ms",
         server.name,
@@ -386,6 +411,7 @@ async fn measure(
         server: server.name,
         connections,
         stats,
+        cpu_per_request,
         baseline,
     });
     Ok(stats.per_second)

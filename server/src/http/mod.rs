@@ -24,6 +24,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
+pub use account::job_list_response;
 pub use error::ApiError;
 pub use login_limit::LoginLimiter;
 
