@@ -47,4 +47,7 @@ bench:
 	$(CARGO) build --release -p tollgate -p tollgate-bench --bins
 	cd bench/express && $(NPM) ci --no-audit --no-fund
 	./target/release/bench
-	$(CARGO) bench -p tollgate-bench
+	$(CARGO) bench -p tollgate-bench --bench tokens -- --output-format bencher > target/criterion.txt
+	# Criterion's one-line summaries, appended to the day's results file.
+	{ printf '\n## Micro-benchmarks (criterion, `cargo bench -p tollgate-bench`)\n\n```\n'; \
+	  grep '^test ' target/criterion.txt; printf '```\n'; } | tee -a bench/results/$$(date -u +%F).md
