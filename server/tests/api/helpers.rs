@@ -234,6 +234,17 @@ impl TestApp {
             .expect("request")
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request");
+        response.text().await.expect("metrics text")
+    }
+
     pub async fn jwks(&self) -> Value {
         let response = self
             .client

@@ -24,15 +24,7 @@ async fn metrics_count_requests_logins_refreshes_and_live_sessions() {
     app.login("user1", "wrong").await;
     app.refresh(&token(&login, "refreshToken")).await;
     app.refresh("garbage").await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for expected in [
         "http_requests_total{",
         r#"route="/api/login""#,
@@ -60,15 +52,7 @@ async fn invented_methods_share_one_metrics_label() {
             .unwrap();
         assert!(response.status().is_client_error());
     }
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(!text.contains("INVENTED"), "{text}");
     assert!(text.contains(r#"method="other""#), "{text}");
 }
