@@ -81,7 +81,9 @@ impl Application {
             passwords,
             policy,
         ));
-        let login_limiter = config.login_rate.and_then(LoginLimiter::new).map(Arc::new);
+        let login_limiter = config
+            .login_rate
+            .map(|rate| Arc::new(LoginLimiter::new(rate, store.clone())));
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| StartError::Bind {
@@ -114,10 +116,15 @@ impl Application {
     ) -> std::io::Result<()> {
         let Application { listener, state } = self;
         let maintenance = tokio::spawn(maintain(state.clone()));
+        let upkeep = tokio::spawn(metrics_upkeep(
+            state.metrics.clone(),
+            METRICS_UPKEEP_INTERVAL,
+        ));
         let store = state.store.clone();
         let timeout = state.config.request_timeout;
         serve(listener, http::router(state), timeout, shutdown).await;
         maintenance.abort();
+        upkeep.abort();
         store.close().await;
         Ok(())
     }
@@ -175,12 +182,15 @@ async fn serve(
     }
 }
 
-/// Sweeps dead sessions, reloads keys rotated elsewhere, forgets idle rate-limit entries.
+/// Sweeps dead sessions, reloads keys rotated elsewhere, forgets idle rate-limit entries and
+/// keeps the live-sessions gauge current, so that a scrape of `/metrics` never waits for the
+/// database.
 async fn maintain(state: AppState) {
     let mut interval = tokio::time::interval(state.config.sweep_interval);
     loop {
         interval.tick().await;
-        match state.sessions.sweep(OffsetDateTime::now_utc()).await {
+        let now = OffsetDateTime::now_utc();
+        match state.sessions.sweep(now).await {
             Ok(0) => {}
             Ok(swept) => tracing::info!(swept, "dead sessions swept"),
             Err(error) => tracing::warn!(%error, "session sweep failed"),
@@ -189,10 +199,29 @@ async fn maintain(state: AppState) {
             tracing::warn!(%error, "key reload failed");
         }
         if let Some(limiter) = &state.login_limiter {
-            limiter.forget_idle();
+            if let Err(error) = limiter.forget_idle().await {
+                tracing::warn!(%error, "rate-limit sweep failed");
+            }
+        }
+        match state.store.count_live_sessions(now).await {
+            Ok(live) => metrics::gauge!("tollgate_live_sessions").set(live as f64),
+            Err(error) => tracing::warn!(%error, "live session count failed"),
         }
     }
 }
+
+/// Drains the recorder's histogram samples into their buckets. Without it every observation
+/// stays in memory until a scrape: a server nobody scrapes would grow with every request.
+pub async fn metrics_upkeep(handle: PrometheusHandle, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    loop {
+        interval.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+/// How often the metrics recorder is drained: often enough that what it holds stays small.
+pub const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

@@ -74,8 +74,13 @@ pub struct UserAddArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Add a new current signing key; the old one keeps verifying until its tokens expire.
+    /// Publish a new signing key now and sign with it from `--activate-after` on; the old key
+    /// keeps verifying until its tokens expire.
     Rotate {
+        /// How long the new key is only published before it signs: longer than every running
+        /// instance's TOLLGATE_SWEEP_INTERVAL, so that all of them verify its tokens first.
+        #[arg(long, default_value = "1m", value_parser = crate::config::parse_key_activation_delay)]
+        activate_after: std::time::Duration,
         #[command(flatten)]
         store: StoreArgs,
         #[command(flatten)]
@@ -154,6 +159,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate {
+            activate_after,
             store: args,
             signing,
         }) => {
@@ -165,12 +171,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .into());
             }
             let store = open_store(&args).await?;
-            let kid = crate::tokens::rotate_key(store.as_ref(), signing.algorithm).await;
+            let rotated =
+                crate::tokens::rotate_key(store.as_ref(), signing.algorithm, activate_after).await;
             store.close().await;
-            println!(
-                "new current key {}; running instances pick it up within a minute",
-                kid?
-            );
+            let (kid, activates_at) = rotated?;
+            println!("new key {kid} published; it signs from {activates_at} on");
             Ok(())
         }
     }

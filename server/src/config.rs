@@ -90,6 +90,10 @@ pub struct StoreArgs {
     /// Longest wait for a connection or a statement before the store counts as unavailable.
     #[arg(long, env = "TOLLGATE_DB_TIMEOUT", default_value = "5s")]
     pub db_timeout: String,
+    /// SQLite: `full` (every commit on disk before it is confirmed) or `normal` (faster;
+    /// a power loss may undo the last commits).
+    #[arg(long, env = "TOLLGATE_SQLITE_SYNCHRONOUS", default_value = "full")]
+    pub sqlite_synchronous: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -177,16 +181,13 @@ pub struct Config {
 impl Config {
     /// Validates the settings; `default_database_url` is used when none is given.
     pub fn from_args(args: &ServerArgs, default_database_url: &str) -> Result<Config, ConfigError> {
-        let duration = |variable, flag, value: &str| {
-            humantime::parse_duration(value)
-                .map_err(|e| invalid(variable, flag, format!("{value:?} is not a duration ({e})")))
-        };
-        let positive = |variable, flag, value: &str| {
-            let parsed = duration(variable, flag, value)?;
-            if parsed.is_zero() {
-                return Err(invalid(variable, flag, "must be longer than 0s"));
-            }
-            Ok(parsed)
+        let positive = |variable, flag, value: &str, max| {
+            parse_duration(variable, flag, value, Some(max)).and_then(|parsed| {
+                if parsed.is_zero() {
+                    return Err(invalid(variable, flag, "must be longer than 0s"));
+                }
+                Ok(parsed)
+            })
         };
         let addr = args.addr.parse::<SocketAddr>().map_err(|_| {
             invalid(
@@ -199,12 +200,15 @@ impl Config {
             .max_sessions
             .parse::<u32>()
             .ok()
-            .filter(|n| *n > 0)
+            .filter(|n| (1..=MAX_SESSIONS_LIMIT).contains(n))
             .ok_or_else(|| {
                 invalid(
                     "TOLLGATE_MAX_SESSIONS",
                     "max-sessions",
-                    format!("{:?} is not a whole number above 0", args.max_sessions),
+                    format!(
+                        "{:?} is not a whole number from 1 to {MAX_SESSIONS_LIMIT}",
+                        args.max_sessions
+                    ),
                 )
             })?;
         let policy = match args.session_limit_policy.as_str() {
@@ -250,17 +254,29 @@ impl Config {
         Ok(Config {
             addr,
             store: StoreConfig::from_args(&args.store, default_database_url)?,
-            access_ttl: positive("TOLLGATE_ACCESS_TTL", "access-ttl", &args.access_ttl)?,
-            refresh_ttl: positive("TOLLGATE_REFRESH_TTL", "refresh-ttl", &args.refresh_ttl)?,
+            access_ttl: positive(
+                "TOLLGATE_ACCESS_TTL",
+                "access-ttl",
+                &args.access_ttl,
+                MAX_ACCESS_TTL,
+            )?,
+            refresh_ttl: positive(
+                "TOLLGATE_REFRESH_TTL",
+                "refresh-ttl",
+                &args.refresh_ttl,
+                MAX_REFRESH_TTL,
+            )?,
             session_max_age: positive(
                 "TOLLGATE_SESSION_MAX_AGE",
                 "session-max-age",
                 &args.session_max_age,
+                MAX_SESSION_MAX_AGE,
             )?,
-            refresh_reuse_grace: duration(
+            refresh_reuse_grace: parse_duration(
                 "TOLLGATE_REFRESH_REUSE_GRACE",
                 "refresh-reuse-grace",
                 &args.refresh_reuse_grace,
+                Some(MAX_REUSE_GRACE),
             )?,
             session_limit: SessionLimit {
                 max_sessions,
@@ -277,11 +293,13 @@ impl Config {
                 "TOLLGATE_REQUEST_TIMEOUT",
                 "request-timeout",
                 &args.request_timeout,
+                MAX_REQUEST_TIMEOUT,
             )?,
             sweep_interval: positive(
                 "TOLLGATE_SWEEP_INTERVAL",
                 "sweep-interval",
                 &args.sweep_interval,
+                MAX_SWEEP_INTERVAL,
             )?,
             login_rate: parse_login_rate(&args.login_rate)?,
         })
@@ -350,27 +368,48 @@ impl StoreConfig {
             .db_pool_size
             .parse::<u32>()
             .ok()
-            .filter(|n| *n > 0)
+            .filter(|n| (1..=MAX_DB_POOL_SIZE).contains(n))
             .ok_or_else(|| {
                 invalid(
                     "TOLLGATE_DB_POOL_SIZE",
                     "db-pool-size",
-                    format!("{:?} is not a whole number above 0", args.db_pool_size),
+                    format!(
+                        "{:?} is not a whole number from 1 to {MAX_DB_POOL_SIZE}",
+                        args.db_pool_size
+                    ),
                 )
             })?;
-        let timeout = humantime::parse_duration(&args.db_timeout)
-            .ok()
-            .filter(|timeout| !timeout.is_zero())
-            .ok_or_else(|| {
-                invalid(
-                    "TOLLGATE_DB_TIMEOUT",
-                    "db-timeout",
-                    format!("{:?} is not a duration above 0s", args.db_timeout),
-                )
-            })?;
+        let timeout = parse_duration(
+            "TOLLGATE_DB_TIMEOUT",
+            "db-timeout",
+            &args.db_timeout,
+            Some(MAX_DB_TIMEOUT),
+        )?;
+        if timeout.is_zero() {
+            return Err(invalid(
+                "TOLLGATE_DB_TIMEOUT",
+                "db-timeout",
+                "must be longer than 0s",
+            ));
+        }
+        let durable_commits = match args.sqlite_synchronous.as_str() {
+            "full" => true,
+            "normal" => false,
+            other => {
+                return Err(invalid(
+                    "TOLLGATE_SQLITE_SYNCHRONOUS",
+                    "sqlite-synchronous",
+                    format!("{other:?} is neither full nor normal"),
+                ))
+            }
+        };
         Ok(StoreConfig {
             url,
-            options: StoreOptions { pool_size, timeout },
+            options: StoreOptions {
+                pool_size,
+                timeout,
+                durable_commits,
+            },
         })
     }
 }
@@ -412,6 +451,54 @@ fn parse_proxies(value: &str) -> Result<Vec<IpNet>, ConfigError> {
         .collect()
 }
 
+const DAY: Duration = Duration::from_secs(86_400);
+// Upper bounds: generous for any real deployment, and far from where arithmetic on times
+// could overflow. A value beyond one stops the start, naming the setting.
+pub const MAX_ACCESS_TTL: Duration = DAY;
+pub const MAX_REFRESH_TTL: Duration = Duration::from_secs(365 * 86_400);
+pub const MAX_SESSION_MAX_AGE: Duration = Duration::from_secs(10 * 365 * 86_400);
+pub const MAX_REUSE_GRACE: Duration = Duration::from_secs(3600);
+pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const MAX_SWEEP_INTERVAL: Duration = DAY;
+pub const MAX_DB_TIMEOUT: Duration = Duration::from_secs(600);
+pub const MAX_LOGIN_RATE_PERIOD: Duration = DAY;
+pub const MAX_KEY_ACTIVATION_DELAY: Duration = DAY;
+pub const MAX_SESSIONS_LIMIT: u32 = 10_000;
+pub const MAX_DB_POOL_SIZE: u32 = 1_000;
+
+/// A duration such as `15m` or `30d`, at most `max`.
+fn parse_duration(
+    variable: &'static str,
+    flag: &'static str,
+    value: &str,
+    max: Option<Duration>,
+) -> Result<Duration, ConfigError> {
+    let parsed = humantime::parse_duration(value.trim())
+        .map_err(|e| invalid(variable, flag, format!("{value:?} is not a duration ({e})")))?;
+    match max {
+        Some(max) if parsed > max => Err(invalid(
+            variable,
+            flag,
+            format!(
+                "{value:?} is longer than the maximum, {}",
+                humantime::format_duration(max)
+            ),
+        )),
+        _ => Ok(parsed),
+    }
+}
+
+/// `keys rotate --activate-after`: how long a new key is only published before it signs.
+pub fn parse_key_activation_delay(value: &str) -> Result<Duration, String> {
+    parse_duration(
+        "TOLLGATE_KEY_ACTIVATE_AFTER",
+        "activate-after",
+        value,
+        Some(MAX_KEY_ACTIVATION_DELAY),
+    )
+    .map_err(|error| error.message)
+}
+
 fn parse_login_rate(value: &str) -> Result<Option<LoginRate>, ConfigError> {
     if value == "off" {
         return Ok(None);
@@ -425,9 +512,19 @@ fn parse_login_rate(value: &str) -> Result<Option<LoginRate>, ConfigError> {
     };
     let (attempts, period) = value.split_once('/').ok_or_else(error)?;
     let attempts = attempts.trim().parse::<NonZeroU32>().map_err(|_| error())?;
-    let period = humantime::parse_duration(period.trim()).map_err(|_| error())?;
-    if period.is_zero() {
-        return Err(error());
+    let period = parse_duration(
+        "TOLLGATE_LOGIN_RATE",
+        "login-rate",
+        period,
+        Some(MAX_LOGIN_RATE_PERIOD),
+    )?;
+    // The limit is counted in milliseconds: an attempt every 0 ms would be no limit at all.
+    if period.as_millis() < u128::from(attempts.get()) {
+        return Err(invalid(
+            "TOLLGATE_LOGIN_RATE",
+            "login-rate",
+            format!("{value:?} allows more than one attempt per millisecond"),
+        ));
     }
     Ok(Some(LoginRate { attempts, period }))
 }
@@ -496,10 +593,56 @@ mod tests {
                 "TOLLGATE_TRUSTED_PROXIES",
             ),
             (&["--request-timeout", "never"], "TOLLGATE_REQUEST_TIMEOUT"),
+            (&["--sweep-interval", "0s"], "TOLLGATE_SWEEP_INTERVAL"),
+            (
+                &["--sqlite-synchronous", "off"],
+                "TOLLGATE_SQLITE_SYNCHRONOUS",
+            ),
         ] {
             let error = config(flags).expect_err(variable);
             assert_eq!(error.variable, variable, "{flags:?}");
         }
+    }
+
+    #[test]
+    fn every_duration_setting_has_a_maximum() {
+        for (flag, variable, max) in [
+            ("--access-ttl", "TOLLGATE_ACCESS_TTL", "1day"),
+            ("--refresh-ttl", "TOLLGATE_REFRESH_TTL", "365days"),
+            ("--session-max-age", "TOLLGATE_SESSION_MAX_AGE", "3650days"),
+            (
+                "--refresh-reuse-grace",
+                "TOLLGATE_REFRESH_REUSE_GRACE",
+                "1h",
+            ),
+            ("--request-timeout", "TOLLGATE_REQUEST_TIMEOUT", "1h"),
+            ("--sweep-interval", "TOLLGATE_SWEEP_INTERVAL", "1day"),
+            ("--db-timeout", "TOLLGATE_DB_TIMEOUT", "10m"),
+        ] {
+            config(&[flag, max]).unwrap_or_else(|e| panic!("{flag} {max}: {e}"));
+            let over = format!("{max} 1s");
+            let error = config(&[flag, &over]).expect_err(variable);
+            assert_eq!(error.variable, variable, "{flag} {over}");
+            assert!(error.message.contains("maximum"), "{}", error.message);
+            let error = config(&[flag, "99999999999999d"]).expect_err(variable);
+            assert_eq!(error.variable, variable);
+        }
+        for rate in ["10/1day", "86400000/1day"] {
+            config(&["--login-rate", rate]).unwrap_or_else(|e| panic!("{rate}: {e}"));
+        }
+        for rate in ["10/1day 1s", "1001/1s", "4294967295/1m"] {
+            let error = config(&["--login-rate", rate]).expect_err(rate);
+            assert_eq!(error.variable, "TOLLGATE_LOGIN_RATE");
+        }
+        for (flag, variable, value) in [
+            ("--max-sessions", "TOLLGATE_MAX_SESSIONS", "10001"),
+            ("--db-pool-size", "TOLLGATE_DB_POOL_SIZE", "1001"),
+        ] {
+            let error = config(&[flag, value]).expect_err(variable);
+            assert_eq!(error.variable, variable);
+        }
+        assert!(parse_key_activation_delay("1day").is_ok());
+        assert!(parse_key_activation_delay("1day 1s").is_err());
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub enum DenyReason {
     SessionEnded,
     FingerprintMismatch,
     Reused,
+    AheadOfStore,
 }
 
 impl std::fmt::Display for DenyReason {
@@ -45,6 +46,7 @@ impl std::fmt::Display for DenyReason {
             DenyReason::SessionEnded => "session revoked or expired",
             DenyReason::FingerprintMismatch => "fingerprint mismatch",
             DenyReason::Reused => "refresh token reused; session revoked",
+            DenyReason::AheadOfStore => "refresh token newer than the store",
         })
     }
 }
@@ -174,7 +176,15 @@ impl Sessions {
         let claims = self
             .tokens
             .verify_refresh(token)
+            .await
             .map_err(|_| deny(DenyReason::InvalidToken))?;
+        // Everything the answer needs is loaded before the rotation commits: a failure after
+        // it would leave the client holding a token that the store has already moved past.
+        let user = self
+            .store
+            .find_user(claims.sub)
+            .await?
+            .ok_or(deny(DenyReason::UnknownSession))?;
         // One retry: losing the compare-and-swap means a concurrent refresh just rotated.
         for _ in 0..2 {
             let session = self
@@ -192,22 +202,26 @@ impl Sessions {
                     return Err(deny(DenyReason::FingerprintMismatch));
                 }
             }
+            if claims.gen > session.generation {
+                // Issued by a store that has since been rolled back (a restored backup): the
+                // holder did nothing wrong, so the session is kept for a new sign-in.
+                tracing::warn!(session = %session.id, "refresh token newer than the store; refused, session kept");
+                return Err(deny(DenyReason::AheadOfStore));
+            }
             if claims.gen == session.generation {
                 let expires_at = self.next_expiry(&session, now);
-                if self
+                let rotated_at = self
                     .store
-                    .rotate_session(session.id, session.generation, now, expires_at)
-                    .await?
-                {
+                    .rotate_session(session.id, session.generation, expires_at)
+                    .await?;
+                if let Some(rotated_at) = rotated_at {
                     let rotated = Session {
                         generation: session.generation + 1,
+                        rotated_at: Some(rotated_at),
                         expires_at,
                         ..session
                     };
-                    return Ok((
-                        self.issue_pair_for(&rotated, claims.sub, now).await?,
-                        RefreshKind::Rotated,
-                    ));
+                    return Ok((self.issue_pair(&user, &rotated, now)?, RefreshKind::Rotated));
                 }
                 continue;
             }
@@ -215,10 +229,7 @@ impl Sessions {
                 .rotated_at
                 .is_some_and(|rotated_at| now - rotated_at < self.policy.reuse_grace);
             if claims.gen + 1 == session.generation && within_grace {
-                return Ok((
-                    self.issue_pair_for(&session, claims.sub, now).await?,
-                    RefreshKind::Grace,
-                ));
+                return Ok((self.issue_pair(&user, &session, now)?, RefreshKind::Grace));
             }
             self.store.revoke_session(session.id, None, now).await?;
             tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reused; session revoked");
@@ -229,7 +240,7 @@ impl Sessions {
 
     /// Revokes the session named by a refresh token. Unknown or invalid tokens change nothing.
     pub async fn logout(&self, token: &str, now: OffsetDateTime) -> Result<(), AuthError> {
-        if let Ok(claims) = self.tokens.verify_refresh(token) {
+        if let Ok(claims) = self.tokens.verify_refresh(token).await {
             self.store
                 .revoke_session(claims.sid, Some(claims.sub), now)
                 .await?;
@@ -270,20 +281,6 @@ impl Sessions {
     /// Idle expiry from now, never past the absolute expiry from login.
     fn next_expiry(&self, session: &Session, now: OffsetDateTime) -> OffsetDateTime {
         (now + self.policy.refresh_ttl).min(session.created_at + self.policy.max_age)
-    }
-
-    async fn issue_pair_for(
-        &self,
-        session: &Session,
-        user_id: Uuid,
-        now: OffsetDateTime,
-    ) -> Result<TokenPair, AuthError> {
-        let user = self
-            .store
-            .find_user(user_id)
-            .await?
-            .ok_or(AuthError::RefreshDenied(DenyReason::UnknownSession))?;
-        self.issue_pair(&user, session, now)
     }
 
     fn issue_pair(

@@ -2,8 +2,9 @@
 //! instance and every restart signs and verifies with the same ones.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -33,6 +34,9 @@ pub enum TokenError {
     /// The token is not acceptable; the reason is for logs and metrics only.
     #[error("token rejected: {0}")]
     Rejected(&'static str),
+    /// Signed by a key this instance does not hold (yet, or any more).
+    #[error("token rejected: unknown key id")]
+    UnknownKey,
     #[error("signing failed: {0}")]
     Signing(String),
     #[error("key generation failed: {0}")]
@@ -87,13 +91,33 @@ pub struct Lifetimes {
     pub longest: Duration,
 }
 
-/// The keys in force: one to sign with, every still-valid one to verify with.
+/// The keys in force: those that sign, each from its activation, and every still-valid one
+/// to verify with (a key rotated in is published before it activates).
 struct KeySet {
-    kid: String,
-    signing: Signer,
+    /// Latest activation first; a token is signed by the first one already active.
+    signing: Vec<SigningKey>,
     verifying: HashMap<String, DecodingKey>,
     jwks: serde_json::Value,
 }
+
+struct SigningKey {
+    kid: String,
+    activates_at: OffsetDateTime,
+    signer: Signer,
+}
+
+impl KeySet {
+    fn signing_key(&self, now: OffsetDateTime) -> Option<&SigningKey> {
+        self.signing
+            .iter()
+            .find(|key| key.activates_at <= now)
+            .or(self.signing.last())
+    }
+}
+
+/// At most one reload of the keys per this interval because of an unknown `kid`: a token
+/// from a key rotated in elsewhere is verified at once, a stream of made-up kids costs little.
+const UNKNOWN_KID_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Tokens {
     algorithm: Algorithm,
@@ -104,8 +128,12 @@ pub struct Tokens {
     keys: RwLock<Arc<KeySet>>,
     store: Arc<dyn Store>,
     hmac_secret: Option<Vec<u8>>,
-    /// Keyed by the exact token; an entry is only used while its `exp` is in the future.
-    verified: quick_cache::sync::Cache<String, Arc<AccessClaims>>,
+    /// Keyed by the exact token; an entry is only used while its `exp` is in the future and
+    /// the key set it was verified with is still the one in force.
+    verified: quick_cache::sync::Cache<String, (Arc<AccessClaims>, u64)>,
+    /// Bumped whenever the set of verifying keys changes, which invalidates `verified`.
+    key_epoch: AtomicU64,
+    last_unknown_kid_reload: Mutex<Option<Instant>>,
 }
 
 impl Tokens {
@@ -144,6 +172,8 @@ impl Tokens {
             store,
             hmac_secret,
             verified: quick_cache::sync::Cache::new(VERIFIED_CACHE_ENTRIES),
+            key_epoch: AtomicU64::new(0),
+            last_unknown_kid_reload: Mutex::new(None),
         })
     }
 
@@ -154,11 +184,46 @@ impl Tokens {
         }
         let keys =
             asymmetric_key_set(self.store.as_ref(), self.algorithm, self.lifetimes.longest).await?;
-        *self
+        let mut current = self
             .keys
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let same_kids = current.verifying.len() == keys.verifying.len()
+            && keys
+                .verifying
+                .keys()
+                .all(|kid| current.verifying.contains_key(kid));
+        *current = Arc::new(keys);
+        if !same_kids {
+            // A key that went away must stop verifying the tokens cached under it.
+            self.key_epoch.fetch_add(1, Ordering::AcqRel);
+        }
         Ok(())
+    }
+
+    /// Reloads the keys after a token named a `kid` we do not hold, at most once per
+    /// `UNKNOWN_KID_RELOAD_INTERVAL`. True if the keys were reloaded.
+    async fn reload_for_unknown_kid(&self) -> bool {
+        if self.hmac_secret.is_some() {
+            return false;
+        }
+        {
+            let mut last = self
+                .last_unknown_kid_reload
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last.is_some_and(|at| at.elapsed() < UNKNOWN_KID_RELOAD_INTERVAL) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        match self.reload().await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "key reload after an unknown kid failed");
+                false
+            }
+        }
     }
 
     fn current(&self) -> Arc<KeySet> {
@@ -219,34 +284,64 @@ impl Tokens {
 
     fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, TokenError> {
         let keys = self.current();
+        let key = keys
+            .signing_key(OffsetDateTime::now_utc())
+            .ok_or_else(|| TokenError::Signing("no signing key".into()))?;
         let mut header = Header::new(self.algorithm);
         header.typ = Some(typ.to_owned());
-        header.kid = Some(keys.kid.clone());
+        header.kid = Some(key.kid.clone());
         let failed = |e: serde_json::Error| TokenError::Signing(e.to_string());
         let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(failed)?);
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(failed)?));
-        let signature = keys.signing.sign(token.as_bytes())?;
+        let signature = key.signer.sign(token.as_bytes())?;
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(signature));
         Ok(token)
     }
 
-    pub fn verify_access(&self, token: &str) -> Result<Arc<AccessClaims>, TokenError> {
+    /// Verifies an access token; a `kid` not held yet triggers one (rate-limited) key reload.
+    pub async fn verify_access(&self, token: &str) -> Result<Arc<AccessClaims>, TokenError> {
+        match self.verify_access_now(token) {
+            Err(TokenError::UnknownKey) if self.reload_for_unknown_kid().await => {
+                self.verify_access_now(token)
+            }
+            other => other,
+        }
+    }
+
+    /// Verifies an access token with the keys held now, from the cache when it can.
+    pub fn verify_access_now(&self, token: &str) -> Result<Arc<AccessClaims>, TokenError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        if let Some(claims) = self.verified.get(token) {
-            if claims.exp > now {
-                return Ok(claims);
+        let epoch = self.key_epoch.load(Ordering::Acquire);
+        if let Some((claims, verified_in)) = self.verified.get(token) {
+            if verified_in == epoch {
+                if claims.exp > now {
+                    return Ok(claims);
+                }
+                self.verified.remove(token);
+                return Err(TokenError::Rejected("expired"));
             }
             self.verified.remove(token);
-            return Err(TokenError::Rejected("expired"));
         }
         let claims = Arc::new(self.verify::<AccessClaims>(token, ACCESS_TYP)?);
-        self.verified.insert(token.to_owned(), claims.clone());
+        self.verified
+            .insert(token.to_owned(), (claims.clone(), epoch));
         Ok(claims)
     }
 
-    pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
+    /// Verifies a refresh token; a `kid` not held yet triggers one (rate-limited) key reload.
+    pub async fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
+        match self.verify_refresh_now(token) {
+            Err(TokenError::UnknownKey) if self.reload_for_unknown_kid().await => {
+                self.verify_refresh_now(token)
+            }
+            other => other,
+        }
+    }
+
+    /// Verifies a refresh token with the keys held now.
+    pub fn verify_refresh_now(&self, token: &str) -> Result<RefreshClaims, TokenError> {
         self.verify(token, REFRESH_TYP)
     }
 
@@ -271,10 +366,7 @@ impl Tokens {
         }
         let kid = header.kid.ok_or(TokenError::Rejected("no key id"))?;
         let keys = self.current();
-        let key = keys
-            .verifying
-            .get(&kid)
-            .ok_or(TokenError::Rejected("unknown key id"))?;
+        let key = keys.verifying.get(&kid).ok_or(TokenError::UnknownKey)?;
         jsonwebtoken::decode::<T>(token, key, &self.validation)
             .map(|data| data.claims)
             .map_err(|error| {
@@ -312,8 +404,11 @@ fn hmac_key_set(secret: &[u8]) -> KeySet {
     let kid = format!("hs256-{}", URL_SAFE_NO_PAD.encode(&digest.as_ref()[..8]));
     KeySet {
         verifying: HashMap::from([(kid.clone(), DecodingKey::from_secret(secret))]),
-        kid,
-        signing: Signer::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret)),
+        signing: vec![SigningKey {
+            kid,
+            activates_at: OffsetDateTime::UNIX_EPOCH,
+            signer: Signer::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret)),
+        }],
         jwks: json!({ "keys": [] }),
     }
 }
@@ -334,12 +429,19 @@ async fn ensure_current_key(store: &dyn Store, algorithm: Algorithm) -> Result<(
     Ok(())
 }
 
-/// Adds a new current key and retires the old one, which keeps verifying until its tokens expire.
-pub async fn rotate_key(store: &dyn Store, algorithm: Algorithm) -> Result<String, TokenError> {
+/// Publishes a new key that starts signing after `activate_after`, when it also retires the
+/// current one; the retired key keeps verifying until its tokens expire. Returns the new kid
+/// and its activation time.
+pub async fn rotate_key(
+    store: &dyn Store,
+    algorithm: Algorithm,
+    activate_after: Duration,
+) -> Result<(String, OffsetDateTime), TokenError> {
     let now = OffsetDateTime::now_utc();
-    let key = generate_key(algorithm, now).await?;
-    store.rotate_key(&key, now).await?;
-    Ok(key.kid)
+    let mut key = generate_key(algorithm, now).await?;
+    key.activates_at = now + activate_after;
+    store.rotate_key(&key).await?;
+    Ok((key.kid, key.activates_at))
 }
 
 async fn asymmetric_key_set(
@@ -348,9 +450,10 @@ async fn asymmetric_key_set(
     longest_lifetime: Duration,
 ) -> Result<KeySet, TokenError> {
     let now = OffsetDateTime::now_utc();
-    let mut current = None;
+    let mut signing = Vec::new();
     let mut verifying = HashMap::new();
     let mut public_keys = Vec::new();
+    // Latest activation first (the store's order).
     for key in store.keys(alg_name(algorithm)).await? {
         let still_verifying = match key.retired_at {
             None => true,
@@ -369,17 +472,22 @@ async fn asymmetric_key_set(
             DecodingKey::from_jwk(&jwk).map_err(|e| bad(e.to_string()))?,
         );
         public_keys.push(serde_json::to_value(&jwk).map_err(|e| bad(e.to_string()))?);
-        if key.retired_at.is_none() {
-            let signing = Signer::from_der(algorithm, &key.private_der).map_err(bad)?;
-            current = Some((key.kid.clone(), signing));
+        // The current key, and any rotated in to follow it, can sign; retired ones cannot.
+        if key.retired_at.is_none_or(|retired_at| retired_at > now) {
+            signing.push(SigningKey {
+                signer: Signer::from_der(algorithm, &key.private_der).map_err(bad)?,
+                kid: key.kid,
+                activates_at: key.activates_at,
+            });
         }
     }
-    let (kid, signing) = current.ok_or_else(|| TokenError::BadStoredKey {
-        kid: "-".into(),
-        reason: format!("no current {} key in the store", alg_name(algorithm)),
-    })?;
+    if !signing.iter().any(|key| key.activates_at <= now) {
+        return Err(TokenError::BadStoredKey {
+            kid: "-".into(),
+            reason: format!("no current {} key in the store", alg_name(algorithm)),
+        });
+    }
     Ok(KeySet {
-        kid,
         signing,
         verifying,
         jwks: json!({ "keys": public_keys }),
@@ -454,6 +562,7 @@ fn generate_key_blocking(
         private_der,
         public_jwk: jwk.to_string(),
         created_at: now,
+        activates_at: now,
         retired_at: None,
     })
 }

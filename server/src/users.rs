@@ -25,6 +25,9 @@ pub enum UserError {
     Invalid(&'static str),
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// The hashing queue is full: answer at once rather than make the caller wait behind it.
+    #[error("too many passwords waiting to be hashed")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -32,8 +35,10 @@ pub enum UserError {
 /// Argon2id hashing on a fixed set of worker threads, one hash per core at a time, so a
 /// login flood queues instead of exhausting memory (each hash takes 19 MiB). Fixed threads
 /// also keep the allocator from spreading those 19 MiB blocks over ever more arenas.
+/// The queue is bounded: beyond it a request is refused at once (503) instead of waiting
+/// behind a backlog, and a queued request whose caller has gone is dropped unhashed.
 pub struct Passwords {
-    jobs: Mutex<mpsc::Sender<HashJob>>,
+    jobs: Mutex<mpsc::SyncSender<HashJob>>,
     /// Verified against when the user does not exist, so that costs the same time.
     dummy_hash: OnceCell<String>,
 }
@@ -116,11 +121,14 @@ fn verify_blocking(password: &[u8], hash: &str) -> bool {
     computed.is_ok() && Output::new(&output).is_ok_and(|output| output == expected)
 }
 
+/// Hashes waiting per hashing thread at most: about a second of work at OWASP's parameters.
+const QUEUED_PER_WORKER: usize = 16;
+
 impl Passwords {
     /// Starts one hashing thread per core; they end when this is dropped.
     pub async fn new() -> Result<Passwords, UserError> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let (jobs, queue) = mpsc::channel::<HashJob>();
+        let (jobs, queue) = mpsc::sync_channel::<HashJob>(workers * QUEUED_PER_WORKER);
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..workers {
             let queue = queue.clone();
@@ -144,21 +152,32 @@ impl Passwords {
         })
     }
 
-    /// Runs `work` on a hashing thread, after the hashes queued before it.
+    /// Runs `work` on a hashing thread, after the hashes queued before it, unless the caller
+    /// has stopped waiting by then (client gone, request timed out). `Busy` if the queue is full.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, UserError> {
         let (done, result) = oneshot::channel();
         let job: HashJob = Box::new(move || {
+            if done.is_closed() {
+                metrics::counter!("tollgate_password_hashes_total", "outcome" => "abandoned")
+                    .increment(1);
+                return;
+            }
+            metrics::counter!("tollgate_password_hashes_total", "outcome" => "hashed").increment(1);
             let _ = done.send(work());
         });
         let stopped = || UserError::Hashing("the hashing threads have stopped".into());
-        self.jobs
-            .lock()
-            .map_err(|_| stopped())?
-            .send(job)
-            .map_err(|_| stopped())?;
+        match self.jobs.lock().map_err(|_| stopped())?.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => {
+                metrics::counter!("tollgate_password_hashes_total", "outcome" => "refused")
+                    .increment(1);
+                return Err(UserError::Busy);
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(stopped()),
+        }
         result.await.map_err(|_| stopped())
     }
 

@@ -15,6 +15,7 @@ use super::extract::{is_json, origin_allowed, ApiJson, ClientIp, OptionalJson};
 use super::AppState;
 use crate::sessions::{AuthError, Device, RefreshKind, TokenPair};
 use crate::store::User;
+use crate::users::UserError;
 
 pub const REFRESH_COOKIE: &str = "tollgate_refresh";
 const MAX_USERNAME_BYTES: usize = 256;
@@ -109,7 +110,9 @@ pub async fn login(
                 retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
             }
         };
-        limiter.check_ip(ip).map_err(limited)?;
+        if let Some(wait) = limiter.check_ip(ip).await? {
+            return Err(limited(wait));
+        }
         // A device that has signed in as this user before is exempt from the per-username
         // limit, so a flood of guesses at a username cannot lock its owner out.
         let known = match &fingerprint {
@@ -122,7 +125,9 @@ pub async fn login(
             None => false,
         };
         if !known {
-            limiter.check_username(&request.username).map_err(limited)?;
+            if let Some(wait) = limiter.check_username(&request.username).await? {
+                return Err(limited(wait));
+            }
         }
     }
     let device = Device {
@@ -141,6 +146,7 @@ pub async fn login(
     let outcome = match &result {
         Ok(_) => "ok",
         Err(AuthError::InvalidCredentials) => "failed",
+        Err(AuthError::User(UserError::Busy)) => "busy",
         Err(_) => "error",
     };
     metrics::counter!("tollgate_logins_total", "outcome" => outcome).increment(1);
@@ -172,9 +178,11 @@ pub async fn refresh(
     };
     let (token, from_cookie) = match request.refresh_token {
         Some(token) => (token, false),
-        None => match refresh_cookie_of(&headers, &state) {
-            Some(token) => (token.to_owned(), true),
-            None => {
+        // Two cookies of our name mean one was planted (cookie tossing from a sibling
+        // domain): which is ours cannot be told, so neither is used.
+        None => match refresh_cookies_of(&headers, &state).as_slice() {
+            [token] => (token.to_string(), true),
+            _ => {
                 failed();
                 return Err(ApiError::RefreshRefused);
             }
@@ -197,12 +205,17 @@ pub async fn refresh(
             let (tokens, cookie) = token_response(pair, from_cookie, now);
             Ok(with_tokens(Json(tokens), cookie))
         }
-        Err(error) if from_cookie => {
-            let mut response = ApiError::from(error).into_response();
-            response.headers_mut().insert(SET_COOKIE, clear_cookie());
+        Err(error) => {
+            let error = ApiError::from(error);
+            // Only a refused refresh ends the cookie; an outage (503) or a timeout keeps it,
+            // so the browser can refresh once the store is back.
+            let refused = matches!(error, ApiError::RefreshRefused);
+            let mut response = error.into_response();
+            if from_cookie && refused {
+                response.headers_mut().insert(SET_COOKIE, clear_cookie());
+            }
             Ok(response)
         }
-        Err(error) => Err(error.into()),
     }
 }
 
@@ -217,19 +230,21 @@ pub async fn logout(
     headers: HeaderMap,
     OptionalJson(request): OptionalJson<LogoutRequest>,
 ) -> Result<Response, ApiError> {
-    let cookie = refresh_cookie_of(&headers, &state);
-    let token = request
-        .and_then(|request| request.refresh_token)
-        .or(cookie.map(str::to_owned));
-    if let Some(token) = token {
-        state
-            .sessions
-            .logout(&token, OffsetDateTime::now_utc())
-            .await?;
+    let cookies = refresh_cookies_of(&headers, &state);
+    let body_token = request.and_then(|request| request.refresh_token);
+    let tokens: Vec<&str> = match &body_token {
+        Some(token) => vec![token.as_str()],
+        // Signing out with a planted cookie beside ours ends both sessions: each is the
+        // holder's to end, and ours must not survive a sign-out.
+        None => cookies.clone(),
+    };
+    let now = OffsetDateTime::now_utc();
+    for token in tokens {
+        state.sessions.logout(token, now).await?;
     }
     // Only a request that could use the cookie may clear it.
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if cookie.is_some() {
+    if !cookies.is_empty() {
         response.headers_mut().insert(SET_COOKIE, clear_cookie());
     }
     Ok(response)
@@ -277,21 +292,23 @@ fn clear_cookie() -> HeaderValue {
     )
 }
 
-/// The refresh cookie, honoured only on a JSON request from our own origin or a listed one:
-/// a cross-site form or script cannot make the browser spend it (CSRF).
-fn refresh_cookie_of<'a>(headers: &'a HeaderMap, state: &AppState) -> Option<&'a str> {
-    let safe = is_json(headers) && origin_allowed(headers, state);
-    cookie(headers, REFRESH_COOKIE).filter(|_| safe)
+/// The refresh cookies, honoured only on a JSON request from our own origin or a listed one:
+/// a cross-site form or script cannot make the browser spend them (CSRF).
+fn refresh_cookies_of<'a>(headers: &'a HeaderMap, state: &AppState) -> Vec<&'a str> {
+    if !(is_json(headers) && origin_allowed(headers, state)) {
+        return Vec::new();
+    }
+    cookies(headers, REFRESH_COOKIE).collect()
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// Every non-empty value of cookie `name` in the request's `Cookie` headers.
+fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, value)| *key == name && !value.is_empty())
+        .filter(move |(key, value)| *key == name && !value.is_empty())
         .map(|(_, value)| value)
 }

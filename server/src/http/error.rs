@@ -36,6 +36,8 @@ pub enum ApiError {
     Timeout,
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    #[error("too busy to hash another password")]
+    Busy { retry_after_secs: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -61,7 +63,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,6 +88,9 @@ impl ApiError {
             }
             ApiError::Timeout => "The request took too long.".into(),
             ApiError::Unavailable(_) => "The service is temporarily unavailable.".into(),
+            ApiError::Busy { retry_after_secs } => {
+                format!("Too many sign-ins at once. Try again in {retry_after_secs} s.")
+            }
             ApiError::Internal(_) => "Something went wrong on our side.".into(),
         }
     }
@@ -127,7 +132,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static(challenge),
                 );
             }
-            ApiError::RateLimited { retry_after_secs } => {
+            ApiError::RateLimited { retry_after_secs } | ApiError::Busy { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}
@@ -158,6 +163,9 @@ impl From<AuthError> for ApiError {
             }
             AuthError::Store(error) => error.into(),
             AuthError::User(UserError::Store(error)) => error.into(),
+            AuthError::User(UserError::Busy) => ApiError::Busy {
+                retry_after_secs: 1,
+            },
             AuthError::User(error) => ApiError::Internal(error.to_string()),
             AuthError::Token(TokenError::Store(error)) => error.into(),
             AuthError::Token(error) => ApiError::Internal(error.to_string()),

@@ -76,6 +76,7 @@ impl FromRequestParts<AppState> for AuthUser {
         state
             .tokens
             .verify_access(token)
+            .await
             .map(AuthUser)
             .map_err(|error| {
                 tracing::debug!(%error, "access token refused");
@@ -136,20 +137,37 @@ fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     if !is_trusted(&peer) {
         return peer;
     }
-    let forwarded: Vec<IpAddr> = headers
+    // Right to left, over every entry: each trusted proxy appended the address it saw, so the
+    // first untrusted address from the right is the client. Entries left of it, or that do
+    // not parse, were written by the client and can neither displace it nor stop the search.
+    let entries: Vec<&str> = headers
         .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .map_while(|entry| entry.trim().parse::<IpAddr>().ok())
         .collect();
-    forwarded
+    let mut nearest_proxy = peer;
+    for ip in entries
         .iter()
         .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(forwarded.first())
-        .copied()
-        .unwrap_or(peer)
+        .filter_map(|entry| forwarded_address(entry))
+    {
+        if !is_trusted(&ip) {
+            return ip;
+        }
+        nearest_proxy = ip;
+    }
+    // Only proxies all the way: the one farthest out is the closest we know to the client.
+    nearest_proxy
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:80`, `[::1]:80`).
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|socket| socket.ip()))
 }
 
 /// Guards the cookie transport against cross-site requests: a browser's cross-site request
@@ -207,5 +225,44 @@ mod tests {
         );
         assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
         assert_eq!(client_ip(proxy, &forwarded("garbage"), &trusted), proxy);
+    }
+
+    #[test]
+    fn a_malformed_forwarded_entry_cannot_displace_the_appended_address() {
+        let proxy: IpAddr = "10.0.0.2".parse().expect("ip");
+        let trusted = ["10.0.0.0/8".parse().expect("net")];
+        let client: IpAddr = "198.51.100.7".parse().expect("ip");
+        for header in [
+            "garbage, 198.51.100.7",
+            "1.2.3.4, garbage, 198.51.100.7, 10.0.0.5",
+            "999.1.1.1,198.51.100.7",
+            "198.51.100.7:4711, 10.0.0.5",
+        ] {
+            assert_eq!(
+                client_ip(proxy, &forwarded(header), &trusted),
+                client,
+                "{header}"
+            );
+        }
+        // Several headers are one list, in order.
+        let mut headers = forwarded("garbage");
+        headers.append(X_FORWARDED_FOR, "198.51.100.7".parse().expect("header"));
+        assert_eq!(client_ip(proxy, &headers, &trusted), client);
+        // IPv6, with and without a port.
+        let v6: IpAddr = "2001:db8::1".parse().expect("ip");
+        assert_eq!(
+            client_ip(proxy, &forwarded("x, [2001:db8::1]:443"), &trusted),
+            v6
+        );
+        assert_eq!(
+            client_ip(proxy, &forwarded("2001:db8::1, 10.0.0.9"), &trusted),
+            v6
+        );
+        // Nothing but proxies: the farthest one.
+        let far: IpAddr = "10.0.0.9".parse().expect("ip");
+        assert_eq!(
+            client_ip(proxy, &forwarded("garbage, 10.0.0.9, 10.0.0.5"), &trusted),
+            far
+        );
     }
 }

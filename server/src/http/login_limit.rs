@@ -1,50 +1,240 @@
-//! Sign-in rate limits per client IP and per username (`TOLLGATE_LOGIN_RATE`).
+//! Sign-in rate limits per client network and per username (`TOLLGATE_LOGIN_RATE`), as GCRA:
+//! each key holds a "theoretical arrival time" (TAT); an attempt is allowed while the TAT it
+//! would leave stays within one period of now, and moves the TAT on by period / attempts.
+//! One instance counts in memory; instances sharing a store count there, so that three
+//! instances allow what one does.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
+use time::OffsetDateTime;
 
 use crate::config::LoginRate;
+use crate::store::{Store, StoreError};
+
+/// Keys held in memory at most; beyond, arbitrary ones are forgotten (a forgotten key starts
+/// afresh, so a spray of addresses can cost limits precision, never memory).
+const MAX_TRACKED_KEYS: usize = 100_000;
+/// IPv6 clients get a /64 each (RFC 6177 assigns at least that much to one site), so that
+/// walking through one's own addresses does not escape the limit.
+const IPV6_CLIENT_PREFIX: u8 = 64;
 
 pub struct LoginLimiter {
-    by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    by_username: DefaultKeyedRateLimiter<String>,
-    clock: DefaultClock,
+    interval: Duration,
+    tolerance: Duration,
+    counts: Counts,
+}
+
+enum Counts {
+    Memory(Memory),
+    Shared(Arc<dyn Store>),
 }
 
 impl LoginLimiter {
-    /// `rate.attempts` at once, refilled evenly over `rate.period`.
-    pub fn new(rate: LoginRate) -> Option<LoginLimiter> {
-        let quota =
-            Quota::with_period(rate.period / rate.attempts.get())?.allow_burst(rate.attempts);
-        Some(LoginLimiter {
-            by_ip: RateLimiter::keyed(quota),
-            by_username: RateLimiter::keyed(quota),
-            clock: DefaultClock::default(),
-        })
+    /// `rate.attempts` at once, refilled evenly over `rate.period`; counted in `store` when
+    /// other instances may share it.
+    pub fn new(rate: LoginRate, store: Arc<dyn Store>) -> LoginLimiter {
+        let counts = if store.is_shared() {
+            Counts::Shared(store)
+        } else {
+            Counts::Memory(Memory::new(MAX_TRACKED_KEYS))
+        };
+        LoginLimiter {
+            interval: rate.period / rate.attempts.get(),
+            tolerance: rate.period,
+            counts,
+        }
     }
 
-    /// Counts one attempt from `ip`; `Err` holds how long to wait.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Duration> {
-        let now = self.clock.now();
-        self.by_ip
-            .check_key(&ip)
-            .map_err(|denied| denied.wait_time_from(now))
+    /// Counts one attempt from `ip`'s network; `Some` holds how long to wait.
+    pub async fn check_ip(&self, ip: IpAddr) -> Result<Option<Duration>, StoreError> {
+        self.take(format!("ip:{}", client_network(ip))).await
     }
 
-    /// Counts one attempt at `username`; `Err` holds how long to wait.
-    pub fn check_username(&self, username: &str) -> Result<(), Duration> {
-        let now = self.clock.now();
-        self.by_username
-            .check_key(&username.to_lowercase())
-            .map_err(|denied| denied.wait_time_from(now))
+    /// Counts one attempt at `username`; `Some` holds how long to wait.
+    pub async fn check_username(&self, username: &str) -> Result<Option<Duration>, StoreError> {
+        self.take(format!("user:{}", username.to_lowercase())).await
+    }
+
+    async fn take(&self, key: String) -> Result<Option<Duration>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        match &self.counts {
+            Counts::Memory(memory) => Ok(memory.take(key, now, self.interval, self.tolerance)),
+            Counts::Shared(store) => {
+                store
+                    .take_rate_token(&key, now, self.interval, self.tolerance)
+                    .await
+            }
+        }
     }
 
     /// Forgets keys whose limits have fully recovered.
-    pub fn forget_idle(&self) {
-        self.by_ip.retain_recent();
-        self.by_username.retain_recent();
+    pub async fn forget_idle(&self) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        match &self.counts {
+            Counts::Memory(memory) => memory.forget_recovered(millis_since_epoch(now)),
+            Counts::Shared(store) => {
+                store.forget_recovered_rate_limits(now).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The unit a client is counted by: its IPv4 address, or its IPv6 /64.
+fn client_network(ip: IpAddr) -> IpNet {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpNet::from(IpAddr::V4(v4)),
+        IpAddr::V6(v6) => IpNet::new(IpAddr::V6(v6), IPV6_CLIENT_PREFIX)
+            .map(|net| net.trunc())
+            .unwrap_or_else(|_| IpNet::from(IpAddr::V6(v6))),
+    }
+}
+
+/// One GCRA step: the new TAT if the attempt is allowed, else the milliseconds to wait.
+/// The store's `take_rate_token` runs the same step in SQL.
+fn gcra_step(tat: Option<i64>, now: i64, interval: i64, tolerance: i64) -> Result<i64, i64> {
+    let next = tat.unwrap_or(now).max(now) + interval;
+    if next - now <= tolerance {
+        Ok(next)
+    } else {
+        Err(next - tolerance - now)
+    }
+}
+
+fn millis_since_epoch(now: OffsetDateTime) -> i64 {
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// TATs in memory, at most `capacity` of them.
+struct Memory {
+    tats: Mutex<HashMap<String, i64>>,
+    capacity: usize,
+}
+
+impl Memory {
+    fn new(capacity: usize) -> Memory {
+        Memory {
+            tats: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn take(
+        &self,
+        key: String,
+        now: OffsetDateTime,
+        interval: Duration,
+        tolerance: Duration,
+    ) -> Option<Duration> {
+        let now = millis_since_epoch(now);
+        let mut tats = self.lock();
+        let step = gcra_step(
+            tats.get(&key).copied(),
+            now,
+            millis(interval),
+            millis(tolerance),
+        );
+        match step {
+            Ok(tat) => {
+                if tats.len() >= self.capacity && !tats.contains_key(&key) {
+                    make_room(&mut tats, now, self.capacity);
+                }
+                tats.insert(key, tat);
+                None
+            }
+            Err(wait) => Some(Duration::from_millis(wait.max(1) as u64)),
+        }
+    }
+
+    fn forget_recovered(&self, now: i64) {
+        self.lock().retain(|_, tat| *tat > now);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        // Every update leaves the map consistent, so a panic elsewhere cannot corrupt it.
+        self.tats
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Drops recovered keys, then, if that was not enough, a tenth of the rest: amortised over
+/// the inserts that follow, a full map costs a constant per attempt.
+fn make_room(tats: &mut HashMap<String, i64>, now: i64, capacity: usize) {
+    tats.retain(|_, tat| *tat > now);
+    if tats.len() >= capacity {
+        tracing::warn!(
+            keys = tats.len(),
+            "sign-in limiter full; forgetting some clients"
+        );
+        let mut dropped = 0;
+        let to_drop = capacity / 10 + 1;
+        tats.retain(|_, _| {
+            dropped += 1;
+            dropped > to_drop
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_per_slash_64_and_ipv4_per_address() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(client_network(a), client_network(b));
+        assert_ne!(client_network(a), client_network(other));
+        let v4: IpAddr = "198.51.100.7".parse().expect("ip");
+        let neighbour: IpAddr = "198.51.100.8".parse().expect("ip");
+        assert_ne!(client_network(v4), client_network(neighbour));
+        let mapped: IpAddr = "::ffff:198.51.100.7".parse().expect("ip");
+        assert_eq!(client_network(mapped), client_network(v4));
+    }
+
+    #[test]
+    fn gcra_allows_the_burst_then_one_per_interval() {
+        let (interval, tolerance) = (100, 300);
+        let mut tat = None;
+        for _ in 0..3 {
+            tat = Some(gcra_step(tat, 0, interval, tolerance).expect("within the burst"));
+        }
+        assert_eq!(gcra_step(tat, 0, interval, tolerance), Err(100));
+        assert_eq!(gcra_step(tat, 99, interval, tolerance), Err(1));
+        assert!(gcra_step(tat, 100, interval, tolerance).is_ok());
+    }
+
+    #[test]
+    fn a_spray_of_a_million_addresses_keeps_memory_bounded() {
+        let memory = Memory::new(10_000);
+        let now = OffsetDateTime::now_utc();
+        let (interval, tolerance) = (Duration::from_secs(6), Duration::from_secs(60));
+        for n in 0..1_000_000u32 {
+            let ip = IpAddr::from(n.to_be_bytes());
+            let key = format!("ip:{}", client_network(ip));
+            assert_eq!(memory.take(key, now, interval, tolerance), None);
+        }
+        assert!(memory.len() <= 10_000, "{} keys held", memory.len());
+        // Keys still being counted are limited as before.
+        let key = || "ip:192.0.2.1/32".to_owned();
+        for _ in 0..10 {
+            memory.take(key(), now, interval, tolerance);
+        }
+        assert!(memory.take(key(), now, interval, tolerance).is_some());
     }
 }

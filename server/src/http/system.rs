@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use time::OffsetDateTime;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -61,14 +60,8 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus text; gauges are kept current by the background task, never by a query here.
 async fn metrics(State(state): State<AppState>) -> Response {
-    if let Ok(live) = state
-        .store
-        .count_live_sessions(OffsetDateTime::now_utc())
-        .await
-    {
-        metrics::gauge!("tollgate_live_sessions").set(live as f64);
-    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

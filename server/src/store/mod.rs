@@ -144,6 +144,10 @@ pub struct StoredKey {
     pub private_der: Vec<u8>,
     pub public_jwk: String,
     pub created_at: OffsetDateTime,
+    /// When it starts signing; until then it is only published, so that every instance can
+    /// verify its tokens before any instance issues one.
+    pub activates_at: OffsetDateTime,
+    /// When a newer key took over signing; it keeps verifying for the longest token lifetime.
     pub retired_at: Option<OffsetDateTime>,
 }
 
@@ -176,15 +180,16 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<Session>>;
-    /// Compare-and-swap: moves the session from `generation` to `generation + 1`.
-    /// False when another request got there first (or the session is no longer live).
+    /// Compare-and-swap: moves the session from `generation` to `generation + 1` and returns
+    /// the time of the write, taken by the database when the write happens (not when the
+    /// request began: a refresh that queued for the writer must not start its grace window in
+    /// the past). None when another request got there first or the session is no longer live.
     async fn rotate_session(
         &self,
         id: Uuid,
         generation: i64,
-        now: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<OffsetDateTime>>;
     /// Revokes one session; with `owner`, only if it belongs to that user. True if it was live.
     async fn revoke_session(
         &self,
@@ -207,10 +212,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts `key` as the current key of its algorithm unless one already exists.
     async fn insert_key_if_none(&self, key: &StoredKey) -> StoreResult<()>;
-    /// Retires the current key of `key.alg` and makes `key` current, atomically.
-    async fn rotate_key(&self, key: &StoredKey, now: OffsetDateTime) -> StoreResult<()>;
+    /// Adds `key` as the next key of `key.alg`; the current one retires when `key` activates.
+    async fn rotate_key(&self, key: &StoredKey) -> StoreResult<()>;
     /// Every key of `alg`, the current one (no `retired_at`) included.
     async fn keys(&self, alg: &str) -> StoreResult<Vec<StoredKey>>;
+
+    /// Whether several instances may share this store, so that counters kept in one
+    /// process's memory would not be the whole count.
+    fn is_shared(&self) -> bool;
+    /// One step of a GCRA rate limit kept in the store for every instance: if `key`'s
+    /// theoretical arrival time, advanced by `interval`, stays within `tolerance` of `now`,
+    /// advances it and returns None; otherwise leaves it and returns how long to wait.
+    async fn take_rate_token(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        interval: Duration,
+        tolerance: Duration,
+    ) -> StoreResult<Option<Duration>>;
+    /// Forgets rate-limit entries that have fully recovered by `now`.
+    async fn forget_recovered_rate_limits(&self, now: OffsetDateTime) -> StoreResult<u64>;
 }
 
 /// Milliseconds since the Unix epoch: fine enough to order sessions created in one second.
@@ -234,6 +255,10 @@ pub struct StoreOptions {
     pub pool_size: u32,
     /// How long a query or a wait for a connection may take before the store counts as down.
     pub timeout: Duration,
+    /// SQLite: whether every commit reaches the disk before it is confirmed
+    /// (`synchronous = FULL`), so that a confirmed rotation or revocation survives a power
+    /// loss. Off (`NORMAL`) is faster and still safe against a crash of Tollgate itself.
+    pub durable_commits: bool,
 }
 
 impl Default for StoreOptions {
@@ -241,6 +266,7 @@ impl Default for StoreOptions {
         StoreOptions {
             pool_size: 10,
             timeout: Duration::from_secs(5),
+            durable_commits: true,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The store in SQL, shared by SQLite and PostgreSQL through `sqlx::Any`: the queries are
 //! written once in the dialect both understand; `sqlite` and `postgres` set up the pools.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -17,23 +19,43 @@ pub struct SqlStore {
     writer: AnyPool,
     /// Reads; the same pool as `writer` where the database has no single-writer limit.
     reader: AnyPool,
-    /// Serialises concurrent logins of one user where transactions run in parallel.
-    lock_user: Option<&'static str>,
+    dialect: Dialect,
     /// SQLite's hot reads, answered on the calling thread (see `sqlite::DirectReads`).
     direct: Option<DirectReads>,
 }
 
+/// What differs between the databases.
+pub(super) struct Dialect {
+    /// Serialises concurrent logins of one user where transactions run in parallel.
+    pub(super) lock_user: Option<&'static str>,
+    /// `rotate_session`'s statement, with the database's clock at the time of the write.
+    pub(super) rotate_session: &'static str,
+    /// `take_rate_token`'s statement.
+    pub(super) take_rate_token: &'static str,
+    /// Whether other instances may share the database.
+    pub(super) shared: bool,
+}
+
 impl SqlStore {
+    /// A PRAGMA's value on the writing connection, for tests.
+    #[cfg(test)]
+    pub(super) async fn writer_pragma(&self, name: &str) -> StoreResult<i64> {
+        let (value,): (i64,) = sqlx::query_as(&format!("PRAGMA {name}"))
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(value)
+    }
+
     pub(super) fn new(
         writer: AnyPool,
         reader: AnyPool,
-        lock_user: Option<&'static str>,
+        dialect: Dialect,
         direct: Option<DirectReads>,
     ) -> Self {
         SqlStore {
             writer,
             reader,
-            lock_user,
+            dialect,
             direct,
         }
     }
@@ -145,6 +167,7 @@ struct KeyRow {
     private_der: Vec<u8>,
     public_jwk: String,
     created_at: i64,
+    activates_at: i64,
     retired_at: Option<i64>,
 }
 
@@ -157,6 +180,7 @@ impl TryFrom<KeyRow> for StoredKey {
             private_der: row.private_der,
             public_jwk: row.public_jwk,
             created_at: from_millis(row.created_at)?,
+            activates_at: from_millis(row.activates_at)?,
             retired_at: row.retired_at.map(from_millis).transpose()?,
         })
     }
@@ -184,6 +208,41 @@ macro_rules! session_columns {
 macro_rules! live {
     () => {
         "revoked_at IS NULL AND expires_at > $2"
+    };
+}
+
+/// The session's compare-and-swap (`$1` id, `$2` generation, `$3` new expiry), stamped and
+/// checked for liveness with `$now`, the database's clock expression (SQLite's; PostgreSQL
+/// writes its own, which reads the clock after locking the row).
+#[macro_export]
+macro_rules! rotate_session_sql {
+    ($now:literal) => {
+        concat!(
+            "UPDATE sessions SET generation = generation + 1, rotated_at = ",
+            $now,
+            ", last_used_at = ",
+            $now,
+            ", expires_at = $3 WHERE id = $1 AND generation = $2 AND revoked_at IS NULL \
+             AND expires_at > ",
+            $now,
+            " RETURNING rotated_at"
+        )
+    };
+}
+
+/// One GCRA step in one statement (`$1` key, `$2` now, `$3` interval, `$4` tolerance, all
+/// milliseconds), with `$max`, the database's two-argument maximum. No row back: limited.
+#[macro_export]
+macro_rules! take_rate_token_sql {
+    ($max:literal) => {
+        concat!(
+            "INSERT INTO login_limits (key, tat) VALUES ($1, $2 + $3) ON CONFLICT (key) DO \
+             UPDATE SET tat = ",
+            $max,
+            "(login_limits.tat, $2) + $3 WHERE ",
+            $max,
+            "(login_limits.tat, $2) + $3 - $2 <= $4 RETURNING tat"
+        )
     };
 }
 
@@ -326,7 +385,7 @@ impl Store for SqlStore {
     ) -> StoreResult<u64> {
         let user_id = session.user_id.to_string();
         let mut tx = self.writer.begin().await?;
-        if let Some(lock_user) = self.lock_user {
+        if let Some(lock_user) = self.dialect.lock_user {
             sqlx::query(lock_user)
                 .bind(&user_id)
                 .execute(&mut *tx)
@@ -392,22 +451,15 @@ impl Store for SqlStore {
         &self,
         id: Uuid,
         generation: i64,
-        now: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        let rotated = sqlx::query(concat!(
-            "UPDATE sessions SET generation = generation + 1, rotated_at = $2, last_used_at = $2, \
-             expires_at = $4 WHERE id = $1 AND generation = $3 AND ",
-            live!()
-        ))
-        .bind(id.to_string())
-        .bind(to_millis(now))
-        .bind(generation)
-        .bind(to_millis(expires_at))
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(rotated == 1)
+    ) -> StoreResult<Option<OffsetDateTime>> {
+        let rotated: Option<(i64,)> = sqlx::query_as(self.dialect.rotate_session)
+            .bind(id.to_string())
+            .bind(generation)
+            .bind(to_millis(expires_at))
+            .fetch_optional(&self.writer)
+            .await?;
+        rotated.map(|(at,)| from_millis(at)).transpose()
     }
 
     async fn revoke_session(
@@ -497,37 +549,39 @@ impl Store for SqlStore {
 
     async fn insert_key_if_none(&self, key: &StoredKey) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_der, public_jwk, created_at, retired_at) \
-             VALUES ($1, $2, $3, $4, $5, NULL) ON CONFLICT DO NOTHING",
+            "INSERT INTO signing_keys (kid, alg, private_der, public_jwk, created_at, \
+             activates_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, NULL) ON CONFLICT DO NOTHING",
         )
         .bind(&key.kid)
         .bind(&key.alg)
         .bind(&key.private_der)
         .bind(&key.public_jwk)
         .bind(to_millis(key.created_at))
+        .bind(to_millis(key.activates_at))
         .execute(&self.writer)
         .await?;
         Ok(())
     }
 
-    async fn rotate_key(&self, key: &StoredKey, now: OffsetDateTime) -> StoreResult<()> {
+    async fn rotate_key(&self, key: &StoredKey) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(
             "UPDATE signing_keys SET retired_at = $2 WHERE alg = $1 AND retired_at IS NULL",
         )
         .bind(&key.alg)
-        .bind(to_millis(now))
+        .bind(to_millis(key.activates_at))
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_der, public_jwk, created_at, retired_at) \
-             VALUES ($1, $2, $3, $4, $5, NULL)",
+            "INSERT INTO signing_keys (kid, alg, private_der, public_jwk, created_at, \
+             activates_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)",
         )
         .bind(&key.kid)
         .bind(&key.alg)
         .bind(&key.private_der)
         .bind(&key.public_jwk)
         .bind(to_millis(key.created_at))
+        .bind(to_millis(key.activates_at))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -536,12 +590,57 @@ impl Store for SqlStore {
 
     async fn keys(&self, alg: &str) -> StoreResult<Vec<StoredKey>> {
         let rows: Vec<KeyRow> = sqlx::query_as(
-            "SELECT kid, alg, private_der, public_jwk, created_at, retired_at FROM signing_keys \
-             WHERE alg = $1 ORDER BY created_at DESC",
+            "SELECT kid, alg, private_der, public_jwk, created_at, activates_at, retired_at \
+             FROM signing_keys WHERE alg = $1 ORDER BY activates_at DESC",
         )
         .bind(alg)
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter().map(StoredKey::try_from).collect()
     }
+
+    fn is_shared(&self) -> bool {
+        self.dialect.shared
+    }
+
+    async fn take_rate_token(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        interval: Duration,
+        tolerance: Duration,
+    ) -> StoreResult<Option<Duration>> {
+        let now = to_millis(now);
+        let interval = millis(interval);
+        let taken: Option<(i64,)> = sqlx::query_as(self.dialect.take_rate_token)
+            .bind(key)
+            .bind(now)
+            .bind(interval)
+            .bind(millis(tolerance))
+            .fetch_optional(&self.writer)
+            .await?;
+        if taken.is_some() {
+            return Ok(None);
+        }
+        let (tat,): (i64,) = sqlx::query_as("SELECT tat FROM login_limits WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.writer)
+            .await?;
+        let wait = tat.max(now) + interval - millis(tolerance) - now;
+        Ok(Some(Duration::from_millis(wait.max(1) as u64)))
+    }
+
+    async fn forget_recovered_rate_limits(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let deleted = sqlx::query("DELETE FROM login_limits WHERE tat <= $1")
+            .bind(to_millis(now))
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(deleted)
+    }
+}
+
+/// Settings cap every duration far below this; saturating keeps a bad value from wrapping.
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

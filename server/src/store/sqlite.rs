@@ -16,24 +16,40 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::sql::{
-    JobRow, SessionRow, SqlStore, UserRow, FIND_SESSION, FIND_USER, JOBS_OF, LIVE_SESSIONS_OF,
+    Dialect, JobRow, SessionRow, SqlStore, UserRow, FIND_SESSION, FIND_USER, JOBS_OF,
+    LIVE_SESSIONS_OF,
 };
 use super::{to_millis, Job, Session, StoreOptions, StoreResult, User};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
-const PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                       PRAGMA synchronous = NORMAL;";
+const PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+
+const DIALECT: Dialect = Dialect {
+    lock_user: None,
+    rotate_session: crate::rotate_session_sql!(
+        "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
+    ),
+    take_rate_token: crate::take_rate_token_sql!("MAX"),
+    shared: false,
+};
 
 /// Opens (creating if needed) the database file and brings its schema up to date.
 pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<SqlStore> {
+    // In WAL mode, FULL syncs the log at every commit; NORMAL only at checkpoints.
+    let synchronous = if options.durable_commits {
+        "PRAGMA synchronous = FULL;"
+    } else {
+        "PRAGMA synchronous = NORMAL;"
+    };
     let writer = AnyPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(options.timeout.max(Duration::from_secs(30)))
-        .after_connect(|connection, _| {
+        .after_connect(move |connection, _| {
             Box::pin(async move {
                 connection.execute("PRAGMA journal_mode = WAL;").await?;
                 connection.execute(PRAGMAS).await?;
+                connection.execute(synchronous).await?;
                 Ok(())
             })
         })
@@ -52,7 +68,7 @@ pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<SqlStore>
         .connect(&with_mode(url, "ro"))
         .await?;
     let direct = DirectReads::new(url, options);
-    Ok(SqlStore::new(writer, reader, None, direct))
+    Ok(SqlStore::new(writer, reader, DIALECT, direct))
 }
 
 /// `url` with its `mode` parameter set, unless the URL sets one itself.
@@ -228,4 +244,33 @@ fn session_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
         user_agent: row.get(9)?,
         ip: row.get(10)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous_of_writes(durable_commits: bool) -> i64 {
+        let file = std::env::temp_dir().join(format!("tollgate-unit-{}.db", Uuid::new_v4()));
+        let options = StoreOptions {
+            durable_commits,
+            ..StoreOptions::default()
+        };
+        sqlx::any::install_default_drivers();
+        let store = connect(&format!("sqlite://{}", file.display()), &options)
+            .await
+            .expect("store");
+        let mode = store.writer_pragma("synchronous").await.expect("pragma");
+        let _ = std::fs::remove_file(file);
+        mode
+    }
+
+    #[tokio::test]
+    async fn commits_reach_the_disk_before_they_are_confirmed_by_default() {
+        const FULL: i64 = 2;
+        const NORMAL: i64 = 1;
+        let default = StoreOptions::default().durable_commits;
+        assert_eq!(synchronous_of_writes(default).await, FULL);
+        assert_eq!(synchronous_of_writes(false).await, NORMAL);
+    }
 }

@@ -27,6 +27,15 @@ fn a_bad_setting_stops_the_start_with_one_line_and_exit_code_2() {
         ("TOLLGATE_MAX_SESSIONS", "-1"),
         ("TOLLGATE_JWT_ALG", "none"),
         ("TOLLGATE_LOGIN_RATE", "lots"),
+        // Each duration has a maximum.
+        ("TOLLGATE_ACCESS_TTL", "2d"),
+        ("TOLLGATE_REFRESH_TTL", "400d"),
+        ("TOLLGATE_SESSION_MAX_AGE", "4000d"),
+        ("TOLLGATE_REFRESH_REUSE_GRACE", "2h"),
+        ("TOLLGATE_LOGIN_RATE", "10/2d"),
+        ("TOLLGATE_SWEEP_INTERVAL", "99999999999999d"),
+        ("TOLLGATE_REQUEST_TIMEOUT", "2h"),
+        ("TOLLGATE_DB_TIMEOUT", "1h"),
     ] {
         let output = tollgate()
             .arg("serve")
@@ -135,21 +144,39 @@ async fn keys_rotate_adds_a_current_key_and_old_tokens_keep_verifying() {
     let before = server.login_ok("user1").await;
     server.terminate();
 
-    run_ok(&["keys", "rotate"], &database);
+    let old_kid = decode(&token(&before, "accessToken")).0["kid"].clone();
 
-    let server = Server::start(&database, "serve");
+    // By default the new key is published at once and signs only a minute later, once every
+    // running instance has loaded it.
+    run_ok(&["keys", "rotate"], &database);
+    let mut server = Server::start(&database, "serve");
     let jwks = server.jwks().await;
     assert_eq!(
         jwks["keys"].as_array().unwrap().len(),
         2,
         "old and new public keys"
     );
-    let after = server.login_ok("user1").await;
-    let old_kid = decode(&token(&before, "accessToken")).0["kid"].clone();
-    assert_ne!(
-        decode(&token(&after, "accessToken")).0["kid"],
+    let meanwhile = server.login_ok("user1").await;
+    assert_eq!(
+        decode(&token(&meanwhile, "accessToken")).0["kid"],
         old_kid,
-        "new tokens use the new key"
+        "the new key does not sign yet"
+    );
+    server.terminate();
+
+    run_ok(&["keys", "rotate", "--activate-after", "0s"], &database);
+    let server = Server::start(&database, "serve");
+    assert_eq!(server.jwks().await["keys"].as_array().unwrap().len(), 3);
+    let after = server.login_ok("user1").await;
+    let new_kid = decode(&token(&after, "accessToken")).0["kid"].clone();
+    assert_ne!(new_kid, old_kid, "new tokens use the new key");
+    assert!(
+        server.jwks().await["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|key| key["kid"] == new_kid),
+        "the signing key is published"
     );
     let me = server
         .get("/api/current-user", &token(&before, "accessToken"))
@@ -242,5 +269,45 @@ async fn migrate_creates_the_schema_and_can_run_again() {
     }
     if backend() == Backend::Sqlite {
         assert!(file.exists());
+    }
+}
+
+/// Every duration at its maximum: the server starts and signs in, refreshes and lists
+/// sessions without any time arithmetic overflowing.
+#[tokio::test]
+async fn every_setting_at_its_maximum_works() {
+    let database = fresh_database_url().await;
+    let server = Server::start_with(
+        &database,
+        "demo",
+        &[
+            "--access-ttl",
+            "1day",
+            "--refresh-ttl",
+            "365days",
+            "--session-max-age",
+            "3650days",
+            "--refresh-reuse-grace",
+            "1h",
+            "--request-timeout",
+            "1h",
+            "--sweep-interval",
+            "1day",
+            "--db-timeout",
+            "10m",
+            "--max-sessions",
+            "10000",
+            "--db-pool-size",
+            "1000",
+        ],
+    );
+    let login = server.login_ok("user1").await;
+    assert_eq!(login["expiresIn"], 86_400);
+    let refreshed = server.refresh(&token(&login, "refreshToken")).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed: serde_json::Value = refreshed.json().await.unwrap();
+    for path in ["/api/sessions", "/api/job-list", "/api/current-user"] {
+        let response = server.get(path, &token(&refreshed, "accessToken")).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
 }

@@ -224,3 +224,33 @@ async fn sign_in_from_a_foreign_origin_is_refused() {
     assert!(response.headers().get(SET_COOKIE).is_none());
     problem(response, StatusCode::FORBIDDEN).await;
 }
+
+/// Cookie tossing: a sibling domain can plant a second `tollgate_refresh`; which one is ours
+/// cannot be told, so the refresh is refused and neither session moves.
+#[tokio::test]
+async fn two_refresh_cookies_are_refused_not_served_from_the_first() {
+    let app = spawn_app().await;
+    let real = login_with_cookie(&app).await;
+    let planted = login_with_cookie(&app).await;
+    for header in [
+        format!("tollgate_refresh={planted}; tollgate_refresh={real}"),
+        format!("tollgate_refresh={real}; theme=dark; tollgate_refresh={planted}"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/api/refresh-token"))
+            .header(COOKIE, header)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        problem(response, StatusCode::FORBIDDEN).await;
+    }
+    // Neither token was spent: each still refreshes on its own.
+    for cookie in [&real, &planted] {
+        assert_eq!(
+            refresh_with_cookie(&app, cookie).await.status(),
+            StatusCode::OK
+        );
+    }
+}

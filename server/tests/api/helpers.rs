@@ -189,6 +189,35 @@ impl TestApp {
         }
     }
 
+    /// The database this app runs on.
+    pub fn database_url(&self) -> &str {
+        let at = self
+            .flags
+            .iter()
+            .position(|flag| flag == "--database-url")
+            .expect("--database-url among the flags");
+        &self.flags[at + 1]
+    }
+
+    /// Runs SQL statements on the app's database behind its back, as an operator (or a
+    /// restored backup) would; foreign keys are not enforced on that connection.
+    pub async fn execute_sql(&self, statements: &[&str]) {
+        use sqlx::{Connection, Executor};
+        sqlx::any::install_default_drivers();
+        let mut connection = sqlx::AnyConnection::connect(self.database_url())
+            .await
+            .expect("database");
+        let no_foreign_keys = match backend() {
+            Backend::Sqlite => "PRAGMA foreign_keys = OFF",
+            Backend::Postgres => "SET session_replication_role = replica",
+        };
+        connection.execute(no_foreign_keys).await.expect("sql");
+        for statement in statements {
+            connection.execute(*statement).await.expect("sql");
+        }
+        let _ = connection.close().await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

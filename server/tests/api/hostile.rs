@@ -252,12 +252,17 @@ async fn a_refresh_token_forged_with_hostile_claims_is_refused_with_403() {
     let mut header = f.header.clone();
     header["typ"] = json!("rt+jwt");
     for claims in [
-        json!({ "iss": "tollgate", "aud": "tollgate-api", "sub": f.claims["sub"], "sid": f.claims["sid"], "gen": "0", "iat": now(), "exp": now() + 60 }),
-        json!({ "iss": "tollgate", "aud": "tollgate-api", "sub": f.claims["sub"], "sid": "not-a-uuid", "gen": 0, "iat": now(), "exp": now() + 60 }),
-        json!({ "iss": "tollgate", "aud": "tollgate-api", "sub": f.claims["sub"], "sid": f.claims["sid"], "gen": 0, "iat": now(), "exp": now() + 60, "nbf": now() + 600 }),
-        json!({ "iss": "tollgate", "aud": "tollgate-api", "sub": f.claims["sub"], "sid": uuid::Uuid::new_v4(), "gen": 0, "iat": now(), "exp": now() + 60 }),
+        json!({ "iss": "tollgate", "aud": "tollgate-api", "sub": f.claims["sub"], "sid": f.claims["sid"], "gen": "0", "iat": now(), "exp": now() + 60, "jti": uuid::Uuid::new_v4() }),
+        json!({ "iss": "tollgate", "aud": "tollgate-api", "sub": f.claims["sub"], "sid": "not-a-uuid", "gen": 0, "iat": now(), "exp": now() + 60, "jti": uuid::Uuid::new_v4() }),
+        json!({ "iss": "tollgate", "aud": "tollgate-api", "sub": f.claims["sub"], "sid": f.claims["sid"], "gen": 0, "iat": now(), "exp": now() + 60, "nbf": now() + 600, "jti": uuid::Uuid::new_v4() }),
+        json!({ "iss": "tollgate", "aud": "tollgate-api", "sub": f.claims["sub"], "sid": uuid::Uuid::new_v4(), "gen": 0, "iat": now(), "exp": now() + 60, "jti": uuid::Uuid::new_v4() }),
     ] {
         let response = f.app.refresh(&f.sign(&header, &claims)).await;
         problem(response, StatusCode::FORBIDDEN).await;
     }
+    // The same claims with `nbf` gone and the real session: accepted, so each case above was
+    // refused for its own flaw, not for a missing claim.
+    let well_formed = json!({ "iss": "tollgate", "aud": "tollgate-api", "sub": f.claims["sub"], "sid": f.claims["sid"], "gen": 0, "iat": now(), "exp": now() + 60, "jti": uuid::Uuid::new_v4() });
+    let response = f.app.refresh(&f.sign(&header, &well_formed)).await;
+    assert_eq!(response.status(), StatusCode::OK);
 }

@@ -59,14 +59,15 @@ impl Server {
             .unwrap()
             .port();
         let log = std::env::temp_dir().join(format!("tollgate-test-{}.log", uuid::Uuid::new_v4()));
+        // Rate limits off unless the test sets its own.
+        let login_rate = if extra.contains(&"--login-rate") {
+            &[][..]
+        } else {
+            &["--login-rate", "off"][..]
+        };
         let child = tollgate()
-            .args([
-                command,
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--login-rate",
-                "off",
-            ])
+            .args([command, "--addr", &format!("127.0.0.1:{port}")])
+            .args(login_rate)
             .args(extra)
             .env("TOLLGATE_DATABASE_URL", database)
             .stdout(Stdio::null())

@@ -258,3 +258,116 @@ async fn a_fingerprint_bound_session_needs_the_same_fingerprint_to_refresh() {
         .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// A database restored from a backup holds older generations than the tokens out there: such
+/// a token is refused, but it is no theft, so the session is not revoked.
+#[tokio::test]
+async fn a_token_newer_than_the_store_is_refused_without_revoking() {
+    let app = spawn_app().await;
+    let login = app.login_ok("user1").await;
+    let rotated: Value = app
+        .refresh(&token(&login, "refreshToken"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let newer = token(&rotated, "refreshToken");
+    let session = sid(&newer);
+    app.execute_sql(&[&format!(
+        "UPDATE sessions SET generation = 0 WHERE id = '{session}'"
+    )])
+    .await;
+    problem(app.refresh(&newer).await, StatusCode::FORBIDDEN).await;
+    let kept = app.store.find_session(session).await.unwrap().unwrap();
+    assert!(kept.revoked_at.is_none(), "the session is kept");
+    assert_eq!(kept.generation, 0);
+}
+
+/// The answer's data is loaded before the rotation commits: when it cannot be, the session
+/// stays where it was, so the client's token is not left behind by a rotation it never saw.
+#[tokio::test]
+async fn a_refresh_that_cannot_load_its_user_does_not_rotate() {
+    let app = spawn_app().await;
+    let login = app.login_ok("user1").await;
+    let refresh_token = token(&login, "refreshToken");
+    let user_id = decode(&refresh_token).1["sub"].as_str().unwrap().to_owned();
+    app.execute_sql(&[&format!("DELETE FROM users WHERE id = '{user_id}'")])
+        .await;
+    problem(app.refresh(&refresh_token).await, StatusCode::FORBIDDEN).await;
+    let session = app
+        .store
+        .find_session(sid(&refresh_token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.generation, 0, "not rotated");
+}
+
+/// A refresh that waited for the database stamps its rotation when it is written, so the
+/// grace window for the previous token starts then, not when the request arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_at_is_the_time_of_the_write() {
+    use sqlx::{Connection, Executor};
+    let app = spawn_app().await;
+    let login = app.login_ok("user1").await;
+    let refresh_token = token(&login, "refreshToken");
+    let session = sid(&refresh_token);
+    let mut blocker = sqlx::AnyConnection::connect(app.database_url())
+        .await
+        .unwrap();
+    match crate::helpers::backend() {
+        crate::helpers::Backend::Sqlite => {
+            blocker.execute("BEGIN IMMEDIATE").await.unwrap();
+        }
+        crate::helpers::Backend::Postgres => {
+            blocker.execute("BEGIN").await.unwrap();
+            blocker
+                .execute(
+                    format!("SELECT id FROM sessions WHERE id = '{session}' FOR UPDATE").as_str(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let started = OffsetDateTime::now_utc();
+    let refresh = {
+        let (client, url) = (app.client.clone(), app.url("/api/refresh-token"));
+        tokio::spawn(async move {
+            let body = json!({ "refreshToken": refresh_token });
+            client.post(url).json(&body).send().await.unwrap().status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    blocker.execute("COMMIT").await.unwrap();
+    assert_eq!(refresh.await.unwrap(), StatusCode::OK);
+    let rotated_at = app
+        .store
+        .find_session(session)
+        .await
+        .unwrap()
+        .unwrap()
+        .rotated_at
+        .unwrap();
+    assert!(
+        rotated_at - started >= time::Duration::seconds(1),
+        "rotated_at {rotated_at} is the request's start {started}, not the write"
+    );
+}
+
+/// Only reachable with a validly signed token: one for user1's session that names user2.
+#[tokio::test]
+async fn a_signed_refresh_token_naming_another_subject_is_refused() {
+    let f = crate::hostile::Forge::new().await;
+    let victim = f.app.login_ok("user1").await;
+    let other = f.app.login_ok("user2").await;
+    let refresh_token = token(&victim, "refreshToken");
+    let (header, mut claims) = decode(&refresh_token);
+    claims["sub"] = decode(&token(&other, "accessToken")).1["sub"].clone();
+    claims["jti"] = json!(uuid::Uuid::new_v4());
+    problem(
+        f.app.refresh(&f.sign(&header, &claims)).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(f.app.refresh(&refresh_token).await.status(), StatusCode::OK);
+}

@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::helpers::{problem, sid, spawn_app, spawn_app_with, token};
+use crate::helpers::{decode, problem, sid, spawn_app, spawn_app_with, token};
 
 async fn live_sessions(app: &crate::helpers::TestApp, access_token: &str) -> Vec<Value> {
     let response = app.get("/api/sessions", access_token).await;
@@ -211,9 +211,33 @@ async fn the_sweep_deletes_expired_and_revoked_sessions_only() {
         &json!({ "refreshToken": token(&revoked, "refreshToken") }),
     )
     .await;
-    let later = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    let (_, claims) = decode(&token(&live, "refreshToken"));
+    let now = OffsetDateTime::now_utc();
+    let expired = tollgate::store::Session {
+        id: uuid::Uuid::new_v4(),
+        user_id: claims["sub"].as_str().unwrap().parse().unwrap(),
+        generation: 0,
+        rotated_at: None,
+        created_at: now - time::Duration::days(2),
+        last_used_at: now - time::Duration::days(2),
+        expires_at: now - time::Duration::days(1),
+        revoked_at: None,
+        fingerprint_hash: None,
+        user_agent: None,
+        ip: None,
+    };
+    let limit = tollgate::store::SessionLimit {
+        max_sessions: 100,
+        policy: tollgate::store::SessionLimitPolicy::EvictOldest,
+    };
+    app.store
+        .create_session(&expired, limit, expired.created_at)
+        .await
+        .unwrap();
+    let later = now + time::Duration::seconds(1);
     let swept = app.store.delete_dead_sessions(later).await.unwrap();
-    assert_eq!(swept, 1);
+    assert_eq!(swept, 2, "the revoked and the expired session");
+    assert!(app.store.find_session(expired.id).await.unwrap().is_none());
     assert!(app
         .store
         .find_session(sid(&token(&revoked, "refreshToken")))

@@ -159,3 +159,36 @@ async fn cors_allows_only_listed_origins_with_credentials() {
         .get("access-control-allow-origin")
         .is_none());
 }
+
+/// The live-sessions gauge comes from the background task: a scrape never queries the
+/// database (with a sweep an hour away, the gauge stays as the start found it), and with a
+/// short interval it follows sign-ins. Separate processes: each has its own recorder.
+#[tokio::test]
+async fn scrapes_never_query_the_store_and_the_gauge_follows_the_background_task() {
+    use crate::process::Server;
+    let live_sessions = |text: String| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix("tollgate_live_sessions ")?.parse().ok())
+            .unwrap_or_else(|| panic!("no gauge in\n{text}"))
+    };
+    let scrape = |server: &Server| {
+        let url = format!("{}/metrics", server.address);
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let database = crate::helpers::fresh_database_url().await;
+    let idle = Server::start_with(&database, "demo", &["--sweep-interval", "1h"]);
+    idle.login_ok("user1").await;
+    for _ in 0..3 {
+        assert_eq!(live_sessions(scrape(&idle).await), 0.0);
+    }
+
+    let database = crate::helpers::fresh_database_url().await;
+    let busy = Server::start_with(&database, "demo", &["--sweep-interval", "1s"]);
+    busy.login_ok("user1").await;
+    busy.login_ok("user2").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while live_sessions(scrape(&busy).await) != 2.0 {
+        assert!(std::time::Instant::now() < deadline, "gauge never updated");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

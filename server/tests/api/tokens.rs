@@ -4,6 +4,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{decode, invalid_token, problem, spawn_app, spawn_app_with, token};
+use crate::hostile::Forge;
 
 #[tokio::test]
 async fn the_access_token_carries_the_designed_header_and_claims() {
@@ -94,25 +95,35 @@ async fn no_token_gets_a_plain_bearer_challenge_and_a_bad_one_invalid_token() {
     }
 }
 
+/// A refresh token whose claims would also pass as an access token's: only `typ` tells them
+/// apart, so this fails if the access check stops looking at it.
 #[tokio::test]
 async fn a_refresh_token_is_refused_as_an_access_token() {
-    let app = spawn_app().await;
-    let login = app.login_ok("user1").await;
-    let response = app
-        .get("/api/current-user", &token(&login, "refreshToken"))
-        .await;
-    invalid_token(response).await;
+    let f = Forge::new().await;
+    let login = f.app.login_ok("user1").await;
+    let (header, mut claims) = decode(&token(&login, "refreshToken"));
+    assert_eq!(header["typ"], "rt+jwt");
+    claims["user"] = f.claims["user"].clone();
+    let both_shapes = f.sign(&header, &claims);
+    invalid_token(f.app.get("/api/current-user", &both_shapes).await).await;
 }
 
+/// An access token whose claims would also pass as a refresh token's (a `gen`, a live
+/// session): only `typ` tells them apart.
 #[tokio::test]
 async fn an_access_token_is_refused_as_a_refresh_token() {
-    let app = spawn_app().await;
-    let login = app.login_ok("user1").await;
-    problem(
-        app.refresh(&token(&login, "accessToken")).await,
-        StatusCode::FORBIDDEN,
-    )
-    .await;
+    let f = Forge::new().await;
+    let login = f.app.login_ok("user1").await;
+    let (header, mut claims) = decode(&token(&login, "accessToken"));
+    assert_eq!(header["typ"], "at+jwt");
+    claims["gen"] = serde_json::json!(0);
+    let both_shapes = f.sign(&header, &claims);
+    problem(f.app.refresh(&both_shapes).await, StatusCode::FORBIDDEN).await;
+    // The session is untouched: its real refresh token still rotates.
+    assert_eq!(
+        f.app.refresh(&token(&login, "refreshToken")).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -222,6 +233,43 @@ async fn a_restart_keeps_sessions_and_keys() {
     );
     assert_eq!(
         app.refresh(&token(&login, "refreshToken")).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// A key taken out of the store (say, after a leak) stops verifying at the next reload, also
+/// for tokens verified before and remembered in the cache.
+#[tokio::test]
+async fn a_removed_key_stops_verifying_even_cached_tokens() {
+    let app = spawn_app_with(&["--sweep-interval", "1s"]).await;
+    let login = app.login_ok("user1").await;
+    let access = token(&login, "accessToken");
+    assert_eq!(
+        app.get("/api/current-user", &access).await.status(),
+        StatusCode::OK,
+        "verified once, now cached"
+    );
+    let old_kid = decode(&access).0["kid"].as_str().unwrap().to_owned();
+    tollgate::tokens::rotate_key(
+        app.store.as_ref(),
+        jsonwebtoken::Algorithm::EdDSA,
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    app.execute_sql(&[&format!("DELETE FROM signing_keys WHERE kid = '{old_kid}'")])
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while app.jwks().await.to_string().contains(&old_kid) {
+        assert!(std::time::Instant::now() < deadline, "keys not reloaded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    invalid_token(app.get("/api/current-user", &access).await).await;
+    let fresh = app.login_ok("user1").await;
+    assert_eq!(
+        app.get("/api/current-user", &token(&fresh, "accessToken"))
+            .await
+            .status(),
         StatusCode::OK
     );
 }

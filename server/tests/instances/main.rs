@@ -177,7 +177,7 @@ async fn twenty_parallel_logins_across_instances_never_exceed_the_limit() {
 async fn keys_rotated_through_one_are_seen_by_all() {
     let (database, servers) = three_instances(&["--sweep-interval", "1s"]).await;
     let before = servers[0].login_ok("user1").await;
-    run_ok(&["keys", "rotate"], &database);
+    run_ok(&["keys", "rotate", "--activate-after", "0s"], &database);
     let deadline = Instant::now() + Duration::from_secs(15);
     for server in &servers {
         while server.jwks().await["keys"].as_array().unwrap().len() != 2 {
@@ -280,6 +280,26 @@ async fn a_lost_database_gives_fast_503s_and_service_returns_without_a_restart()
     let app = spawn_app_on(&via_proxy, &["--db-timeout", "2s"]).await;
     let signed_in = app.login_ok("user1").await;
     let access = token(&signed_in, "accessToken");
+    let by_cookie = app
+        .post_json(
+            "/api/login",
+            &json!({ "username": "user2", "password": "password", "useCookie": true }),
+        )
+        .await;
+    let cookie = by_cookie.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let refresh_by_cookie = || {
+        app.client
+            .post(app.url("/api/refresh-token"))
+            .header("cookie", &cookie)
+            .json(&json!({}))
+            .send()
+    };
 
     proxy.cut().await;
     let started = Instant::now();
@@ -304,10 +324,14 @@ async fn a_lost_database_gives_fast_503s_and_service_returns_without_a_restart()
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;
+    // The cookie survives the outage: only a refused refresh may end it.
+    let outage = refresh_by_cookie().await.unwrap();
+    assert!(outage.headers().get("set-cookie").is_none());
+    problem(outage, StatusCode::SERVICE_UNAVAILABLE).await;
     let waited = started.elapsed();
     assert!(
         waited < Duration::from_secs(20),
-        "four calls bounded by the 2 s timeout took {waited:?}"
+        "five calls bounded by the 2 s timeout took {waited:?}"
     );
     // Verifying an access token needs no database.
     let token_only = app.get("/api/current-user", "x").await;
@@ -336,6 +360,16 @@ async fn a_lost_database_gives_fast_503s_and_service_returns_without_a_restart()
             .await
             .status(),
         StatusCode::OK
+    );
+    let recovered = refresh_by_cookie().await.unwrap();
+    assert_eq!(
+        recovered.status(),
+        StatusCode::OK,
+        "the same cookie refreshes"
+    );
+    assert!(
+        recovered.headers().get("set-cookie").is_some(),
+        "and rotates"
     );
     app.login_ok("user1").await;
 }
@@ -393,4 +427,59 @@ async fn sixty_parallel_session_creations_from_three_pools_keep_the_limit_exact(
         .await
         .unwrap();
     assert_eq!(live.len(), 5);
+}
+
+/// A rotation signs nobody out: the new key is verifiable everywhere before any instance
+/// signs with it. Here only the first instance reloads its keys often; the others would not
+/// for 30 s, and learn the new key from the first token that names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_key_signs_nobody_out_across_instances() {
+    let database = fresh_postgres_database().await;
+    let servers = [
+        Server::start_with(&database, "demo", &["--sweep-interval", "1s"]),
+        Server::start_with(&database, "serve", &[]),
+        Server::start_with(&database, "serve", &[]),
+    ];
+    let old_kid =
+        decode(&token(&servers[0].login_ok("user1").await, "accessToken")).0["kid"].clone();
+    run_ok(&["keys", "rotate", "--activate-after", "2s"], &database);
+    let until = Instant::now() + Duration::from_secs(6);
+    let mut kids = std::collections::HashSet::new();
+    while Instant::now() < until {
+        for issuer in &servers {
+            let mut pair = issuer.login_ok("user1").await;
+            kids.insert(decode(&token(&pair, "accessToken")).0["kid"].clone());
+            for verifier in &servers {
+                let me = verifier
+                    .get("/api/current-user", &token(&pair, "accessToken"))
+                    .await;
+                assert_eq!(me.status(), StatusCode::OK, "{}", verifier.address);
+                let refreshed = verifier.refresh(&token(&pair, "refreshToken")).await;
+                assert_eq!(refreshed.status(), StatusCode::OK, "{}", verifier.address);
+                pair = refreshed.json().await.unwrap();
+            }
+        }
+    }
+    assert!(kids.contains(&old_kid), "signed with the old key first");
+    assert!(
+        kids.len() > 1,
+        "and with the new one once it activated: {kids:?}"
+    );
+}
+
+/// The sign-in budget is counted in the database: three instances allow what one does.
+#[tokio::test]
+async fn the_login_limit_is_one_budget_across_instances() {
+    let (_, servers) = three_instances(&["--login-rate", "3/1m"]).await;
+    for server in &servers {
+        assert_eq!(
+            server.login("user1", "wrong").await.status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+    for server in &servers {
+        let limited = server.login("user1", "wrong").await;
+        assert!(limited.headers().contains_key("retry-after"));
+        problem(limited, StatusCode::TOO_MANY_REQUESTS).await;
+    }
 }
