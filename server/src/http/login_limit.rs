@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use time::OffsetDateTime;
 
 use crate::config::LoginRate;
-use crate::store::{Store, StoreError};
+use crate::store::{duration_millis, to_millis, Store, StoreError};
 
 /// Keys held in memory at most; beyond, arbitrary ones are forgotten (a forgotten key starts
 /// afresh, so a spray of addresses can cost limits precision, never memory).
@@ -75,7 +75,7 @@ impl LoginLimiter {
     pub async fn forget_idle(&self) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
         match &self.counts {
-            Counts::Memory(memory) => memory.forget_recovered(millis_since_epoch(now)),
+            Counts::Memory(memory) => memory.forget_recovered(to_millis(now)),
             Counts::Shared(store) => {
                 store.forget_recovered_rate_limits(now).await?;
             }
@@ -105,14 +105,6 @@ fn gcra_step(tat: Option<i64>, now: i64, interval: i64, tolerance: i64) -> Resul
     }
 }
 
-fn millis_since_epoch(now: OffsetDateTime) -> i64 {
-    (now.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// TATs in memory, at most `capacity` of them.
 struct Memory {
     tats: Mutex<HashMap<String, i64>>,
@@ -134,13 +126,13 @@ impl Memory {
         interval: Duration,
         tolerance: Duration,
     ) -> Option<Duration> {
-        let now = millis_since_epoch(now);
+        let now = to_millis(now);
         let mut tats = self.lock();
         let step = gcra_step(
             tats.get(&key).copied(),
             now,
-            millis(interval),
-            millis(tolerance),
+            duration_millis(interval),
+            duration_millis(tolerance),
         );
         match step {
             Ok(tat) => {

@@ -239,6 +239,11 @@ pub(crate) fn to_millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// A duration in milliseconds, saturating (settings cap every duration far below that).
+pub(crate) fn duration_millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 pub(crate) fn from_millis(millis: i64) -> StoreResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
         .map_err(|_| StoreError::Corrupt(format!("timestamp {millis} out of range")))

@@ -20,7 +20,7 @@ const DIALECT: Dialect = Dialect {
          last_used_at = now.at, expires_at = $3 FROM now \
          WHERE sessions.id = $1 AND generation = $2 AND revoked_at IS NULL \
          AND expires_at > now.at RETURNING rotated_at",
-    take_rate_token: crate::take_rate_token_sql!("GREATEST"),
+    take_rate_token: super::sql::take_rate_token_sql!("GREATEST"),
     shared: true,
 };
 

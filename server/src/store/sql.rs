@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::sqlite::DirectReads;
 use super::{
-    from_millis, parse_uuid, to_millis, Job, Session, SessionLimit, SessionLimitPolicy, Store,
-    StoreResult, StoredKey, User,
+    duration_millis, from_millis, parse_uuid, to_millis, Job, Session, SessionLimit,
+    SessionLimitPolicy, Store, StoreResult, StoredKey, User,
 };
 
 pub struct SqlStore {
@@ -28,7 +28,8 @@ pub struct SqlStore {
 pub(super) struct Dialect {
     /// Serialises concurrent logins of one user where transactions run in parallel.
     pub(super) lock_user: Option<&'static str>,
-    /// `rotate_session`'s statement, with the database's clock at the time of the write.
+    /// `rotate_session`'s statement (`$1` id, `$2` generation, `$3` new expiry), stamped with
+    /// the database's clock at the time of the write and returning that stamp.
     pub(super) rotate_session: &'static str,
     /// `take_rate_token`'s statement.
     pub(super) take_rate_token: &'static str,
@@ -211,28 +212,8 @@ macro_rules! live {
     };
 }
 
-/// The session's compare-and-swap (`$1` id, `$2` generation, `$3` new expiry), stamped and
-/// checked for liveness with `$now`, the database's clock expression (SQLite's; PostgreSQL
-/// writes its own, which reads the clock after locking the row).
-#[macro_export]
-macro_rules! rotate_session_sql {
-    ($now:literal) => {
-        concat!(
-            "UPDATE sessions SET generation = generation + 1, rotated_at = ",
-            $now,
-            ", last_used_at = ",
-            $now,
-            ", expires_at = $3 WHERE id = $1 AND generation = $2 AND revoked_at IS NULL \
-             AND expires_at > ",
-            $now,
-            " RETURNING rotated_at"
-        )
-    };
-}
-
 /// One GCRA step in one statement (`$1` key, `$2` now, `$3` interval, `$4` tolerance, all
 /// milliseconds), with `$max`, the database's two-argument maximum. No row back: limited.
-#[macro_export]
 macro_rules! take_rate_token_sql {
     ($max:literal) => {
         concat!(
@@ -245,6 +226,7 @@ macro_rules! take_rate_token_sql {
         )
     };
 }
+pub(super) use take_rate_token_sql;
 
 pub(super) const FIND_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
 pub(super) const JOBS_OF: &str = "SELECT id, user_id, company_name, title, first_date, last_date, \
@@ -611,12 +593,12 @@ impl Store for SqlStore {
         tolerance: Duration,
     ) -> StoreResult<Option<Duration>> {
         let now = to_millis(now);
-        let interval = millis(interval);
+        let interval = duration_millis(interval);
         let taken: Option<(i64,)> = sqlx::query_as(self.dialect.take_rate_token)
             .bind(key)
             .bind(now)
             .bind(interval)
-            .bind(millis(tolerance))
+            .bind(duration_millis(tolerance))
             .fetch_optional(&self.writer)
             .await?;
         if taken.is_some() {
@@ -626,7 +608,7 @@ impl Store for SqlStore {
             .bind(key)
             .fetch_one(&self.writer)
             .await?;
-        let wait = tat.max(now) + interval - millis(tolerance) - now;
+        let wait = tat.max(now) + interval - duration_millis(tolerance) - now;
         Ok(Some(Duration::from_millis(wait.max(1) as u64)))
     }
 
@@ -638,9 +620,4 @@ impl Store for SqlStore {
             .rows_affected();
         Ok(deleted)
     }
-}
-
-/// Settings cap every duration far below this; saturating keeps a bad value from wrapping.
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

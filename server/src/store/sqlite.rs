@@ -25,12 +25,27 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 const PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
 
+/// The database's clock in Unix milliseconds, read when the statement runs: after it has the
+/// write lock.
+macro_rules! now_millis {
+    () => {
+        "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
+    };
+}
+
 const DIALECT: Dialect = Dialect {
     lock_user: None,
-    rotate_session: crate::rotate_session_sql!(
-        "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
+    rotate_session: concat!(
+        "UPDATE sessions SET generation = generation + 1, rotated_at = ",
+        now_millis!(),
+        ", last_used_at = ",
+        now_millis!(),
+        ", expires_at = $3 WHERE id = $1 AND generation = $2 AND revoked_at IS NULL \
+         AND expires_at > ",
+        now_millis!(),
+        " RETURNING rotated_at"
     ),
-    take_rate_token: crate::take_rate_token_sql!("MAX"),
+    take_rate_token: super::sql::take_rate_token_sql!("MAX"),
     shared: false,
 };
 

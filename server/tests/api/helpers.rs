@@ -189,6 +189,15 @@ impl TestApp {
         }
     }
 
+    /// The stored session a refresh token names; panics if there is none.
+    pub async fn session_of(&self, refresh_token: &str) -> tollgate::store::Session {
+        self.store
+            .find_session(sid(refresh_token))
+            .await
+            .expect("store")
+            .expect("session")
+    }
+
     /// The database this app runs on.
     pub fn database_url(&self) -> &str {
         let at = self

@@ -23,12 +23,7 @@ async fn refresh_rotates_and_the_new_pair_works() {
     assert_eq!(me.status(), StatusCode::OK);
     let next = app.refresh(&token(&pair, "refreshToken")).await;
     assert_eq!(next.status(), StatusCode::OK);
-    let session = app
-        .store
-        .find_session(sid(&token(&pair, "refreshToken")))
-        .await
-        .unwrap()
-        .unwrap();
+    let session = app.session_of(&token(&pair, "refreshToken")).await;
     assert_eq!(session.generation, 2);
 }
 
@@ -49,12 +44,7 @@ async fn twenty_concurrent_refreshes_with_one_token_rotate_exactly_once() {
     while let Some(status) = tasks.join_next().await {
         assert_eq!(status.unwrap(), StatusCode::OK, "every racer gets a pair");
     }
-    let session = app
-        .store
-        .find_session(sid(&refresh_token))
-        .await
-        .unwrap()
-        .unwrap();
+    let session = app.session_of(&refresh_token).await;
     assert_eq!(session.generation, 1, "exactly one rotation");
     assert!(session.revoked_at.is_none(), "no revocation");
 }
@@ -69,7 +59,7 @@ async fn a_replay_within_the_grace_window_gets_the_current_generation_without_ro
     assert_eq!(replay.status(), StatusCode::OK);
     let replayed: Value = replay.json().await.unwrap();
     assert_eq!(decode(&token(&replayed, "refreshToken")).1["gen"], 1);
-    let session = app.store.find_session(sid(&first)).await.unwrap().unwrap();
+    let session = app.session_of(&first).await;
     assert_eq!(session.generation, 1);
     // Both holders stay signed in.
     assert_eq!(
@@ -85,7 +75,7 @@ async fn a_replay_after_the_grace_window_revokes_the_whole_session() {
     let stolen = token(&login, "refreshToken");
     let rotated: Value = app.refresh(&stolen).await.json().await.unwrap();
     problem(app.refresh(&stolen).await, StatusCode::FORBIDDEN).await;
-    let session = app.store.find_session(sid(&stolen)).await.unwrap().unwrap();
+    let session = app.session_of(&stolen).await;
     assert!(session.revoked_at.is_some());
     // The holder of the newest token is signed out too.
     problem(
@@ -106,7 +96,7 @@ async fn a_token_two_generations_old_is_reuse_even_within_the_grace_window() {
         StatusCode::OK
     );
     problem(app.refresh(&gen0).await, StatusCode::FORBIDDEN).await;
-    let session = app.store.find_session(sid(&gen0)).await.unwrap().unwrap();
+    let session = app.session_of(&gen0).await;
     assert!(session.revoked_at.is_some());
 }
 
@@ -233,12 +223,7 @@ async fn a_fingerprint_bound_session_needs_the_same_fingerprint_to_refresh() {
         .await
         .unwrap();
     let refresh_token = token(&login, "refreshToken");
-    let session = app
-        .store
-        .find_session(sid(&refresh_token))
-        .await
-        .unwrap()
-        .unwrap();
+    let session = app.session_of(&refresh_token).await;
     let stored = session.fingerprint_hash.unwrap();
     assert_ne!(stored, "laptop", "only a hash is stored");
     for fingerprint in [json!(null), json!("phone")] {
@@ -278,7 +263,7 @@ async fn a_token_newer_than_the_store_is_refused_without_revoking() {
     )])
     .await;
     problem(app.refresh(&newer).await, StatusCode::FORBIDDEN).await;
-    let kept = app.store.find_session(session).await.unwrap().unwrap();
+    let kept = app.session_of(&newer).await;
     assert!(kept.revoked_at.is_none(), "the session is kept");
     assert_eq!(kept.generation, 0);
 }
@@ -294,12 +279,7 @@ async fn a_refresh_that_cannot_load_its_user_does_not_rotate() {
     app.execute_sql(&[&format!("DELETE FROM users WHERE id = '{user_id}'")])
         .await;
     problem(app.refresh(&refresh_token).await, StatusCode::FORBIDDEN).await;
-    let session = app
-        .store
-        .find_session(sid(&refresh_token))
-        .await
-        .unwrap()
-        .unwrap();
+    let session = app.session_of(&refresh_token).await;
     assert_eq!(session.generation, 0, "not rotated");
 }
 
@@ -332,22 +312,13 @@ async fn rotated_at_is_the_time_of_the_write() {
     let started = OffsetDateTime::now_utc();
     let refresh = {
         let (client, url) = (app.client.clone(), app.url("/api/refresh-token"));
-        tokio::spawn(async move {
-            let body = json!({ "refreshToken": refresh_token });
-            client.post(url).json(&body).send().await.unwrap().status()
-        })
+        let body = json!({ "refreshToken": refresh_token });
+        tokio::spawn(async move { client.post(url).json(&body).send().await.unwrap().status() })
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     blocker.execute("COMMIT").await.unwrap();
     assert_eq!(refresh.await.unwrap(), StatusCode::OK);
-    let rotated_at = app
-        .store
-        .find_session(session)
-        .await
-        .unwrap()
-        .unwrap()
-        .rotated_at
-        .unwrap();
+    let rotated_at = app.session_of(&refresh_token).await.rotated_at.unwrap();
     assert!(
         rotated_at - started >= time::Duration::seconds(1),
         "rotated_at {rotated_at} is the request's start {started}, not the write"
