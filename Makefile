@@ -7,7 +7,7 @@ NPM ?= npm
 TOLLGATE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TOLLGATE_TEST_DATABASE_URL
 
-.PHONY: run web test lint test-server test-web chromium bench
+.PHONY: run web test lint audit test-server test-web chromium bench
 
 run: web
 	$(CARGO) run --release --bin tollgate -- demo
@@ -20,12 +20,19 @@ web/node_modules: web/package-lock.json
 	cd web && $(NPM) ci --no-audit --no-fund
 	touch web/node_modules
 
-test: lint test-server test-web
+test: lint audit test-server test-web
 
 lint: web/node_modules
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	cd web && npx ng lint
+
+# Known advisories in the locked dependencies. This workplace cannot fetch the RustSec database,
+# so a snapshot beside the repository is used where there is one; elsewhere, the online one.
+ADVISORY_DB := $(wildcard ../shared/advisory-db)
+audit:
+	./scripts/ensure-cargo-audit.sh
+	$(CARGO) audit $(if $(ADVISORY_DB),--no-fetch --db $(ADVISORY_DB))
 
 # The API suite runs twice, once per backend; the multi-instance suite is PostgreSQL only.
 test-server:

@@ -308,7 +308,7 @@ impl Sessions {
 
 /// Only a hash of the fingerprint is stored.
 fn fingerprint_hash(fingerprint: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, fingerprint.as_bytes());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, fingerprint.as_bytes());
     digest
         .as_ref()
         .iter()

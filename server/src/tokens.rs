@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, KeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
-use ring::rand::SystemRandom;
-use ring::signature::{self, KeyPair};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -156,7 +156,7 @@ impl Tokens {
             .as_ref()
             .map(|secret| secret.expose().to_vec());
         let keys = match &hmac_secret {
-            Some(secret) => hmac_key_set(secret),
+            Some(secret) => hmac_key_set(secret)?,
             None => {
                 ensure_current_key(store.as_ref(), signing.algorithm).await?;
                 asymmetric_key_set(store.as_ref(), signing.algorithm, lifetimes.longest).await?
@@ -398,19 +398,26 @@ fn alg_name(algorithm: Algorithm) -> &'static str {
     }
 }
 
-fn hmac_key_set(secret: &[u8]) -> KeySet {
+fn hmac_key_set(secret: &[u8]) -> Result<KeySet, TokenError> {
     // The kid names the secret without revealing it, so a changed secret reads as unknown key.
-    let digest = ring::digest::digest(&ring::digest::SHA256, secret);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret);
     let kid = format!("hs256-{}", URL_SAFE_NO_PAD.encode(&digest.as_ref()[..8]));
-    KeySet {
-        verifying: HashMap::from([(kid.clone(), DecodingKey::from_secret(secret))]),
+    let verifying = DecodingKey::from_secret(secret).map_err(|e| TokenError::BadStoredKey {
+        kid: kid.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(KeySet {
+        verifying: HashMap::from([(kid.clone(), verifying)]),
         signing: vec![SigningKey {
             kid,
             activates_at: OffsetDateTime::UNIX_EPOCH,
-            signer: Signer::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret)),
+            signer: Signer::Hmac(Box::new(aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                secret,
+            ))),
         }],
         jwks: json!({ "keys": [] }),
-    }
+    })
 }
 
 async fn ensure_current_key(store: &dyn Store, algorithm: Algorithm) -> Result<(), TokenError> {
@@ -524,8 +531,8 @@ fn generate_key_blocking(
             let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
             let pkcs8 =
                 signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).map_err(|e| failed(&e))?;
-            let pair = signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng)
-                .map_err(|e| failed(&e))?;
+            let pair =
+                signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).map_err(|e| failed(&e))?;
             // Uncompressed point: 0x04 || x || y.
             let point = pair.public_key().as_ref();
             let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
@@ -535,14 +542,15 @@ fn generate_key_blocking(
             )
         }
         Algorithm::RS256 => {
-            use rsa::pkcs1::EncodeRsaPrivateKey;
-            use rsa::traits::PublicKeyParts;
-            let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+            use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
                 .map_err(|e| failed(&e))?;
-            let der = key.to_pkcs1_der().map_err(|e| failed(&e))?;
-            let (n, e) = (b64(&key.n().to_bytes_be()), b64(&key.e().to_bytes_be()));
+            let pkcs8: Pkcs8V1Der = pair.as_der().map_err(|e| failed(&e))?;
+            let public = pair.public_key();
+            let n = b64(public.modulus().big_endian_without_leading_zero());
+            let e = b64(public.exponent().big_endian_without_leading_zero());
             (
-                der.as_bytes().to_vec(),
+                pkcs8.as_ref().to_vec(),
                 json!({ "kty": "RSA", "n": n, "e": e }),
             )
         }
@@ -573,12 +581,12 @@ enum Signer {
     Ed25519(signature::Ed25519KeyPair),
     Ecdsa(signature::EcdsaKeyPair),
     Rsa(signature::RsaKeyPair),
-    Hmac(ring::hmac::Key),
+    /// Boxed: aws-lc's HMAC key holds its precomputed state inline (over a kilobyte).
+    Hmac(Box<aws_lc_rs::hmac::Key>),
 }
 
 impl Signer {
     fn from_der(algorithm: Algorithm, der: &[u8]) -> Result<Signer, String> {
-        let rng = SystemRandom::new();
         match algorithm {
             Algorithm::EdDSA => signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
                 .map(Signer::Ed25519)
@@ -586,11 +594,12 @@ impl Signer {
             Algorithm::ES256 => signature::EcdsaKeyPair::from_pkcs8(
                 &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
                 der,
-                &rng,
             )
             .map(Signer::Ecdsa)
             .map_err(|e| e.to_string()),
-            Algorithm::RS256 => signature::RsaKeyPair::from_der(der)
+            // PKCS#8 since keys are generated with aws-lc-rs; PKCS#1 from before.
+            Algorithm::RS256 => signature::RsaKeyPair::from_pkcs8(der)
+                .or_else(|_| signature::RsaKeyPair::from_der(der))
                 .map(Signer::Rsa)
                 .map_err(|e| e.to_string()),
             other => Err(format!("{other:?} keys are not stored")),
@@ -598,18 +607,18 @@ impl Signer {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, TokenError> {
-        let failed = |e: ring::error::Unspecified| TokenError::Signing(e.to_string());
+        let failed = |e: aws_lc_rs::error::Unspecified| TokenError::Signing(e.to_string());
         let rng = SystemRandom::new();
         Ok(match self {
             Signer::Ed25519(key) => key.sign(message).as_ref().to_vec(),
             Signer::Ecdsa(key) => key.sign(&rng, message).map_err(failed)?.as_ref().to_vec(),
             Signer::Rsa(key) => {
-                let mut signature = vec![0; key.public().modulus_len()];
+                let mut signature = vec![0; key.public_key().modulus_len()];
                 key.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut signature)
                     .map_err(failed)?;
                 signature
             }
-            Signer::Hmac(key) => ring::hmac::sign(key, message).as_ref().to_vec(),
+            Signer::Hmac(key) => aws_lc_rs::hmac::sign(key, message).as_ref().to_vec(),
         })
     }
 }

@@ -105,7 +105,9 @@ async fn drop_database(backend: &str, database: &str) -> anyhow::Result<()> {
     let (_, name) = database.rsplit_once('/').context("URL with a database")?;
     let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
     admin
-        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
         .await?;
     Ok(())
 }
@@ -238,7 +240,7 @@ async fn fresh_postgres() -> anyhow::Result<String> {
     let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
     let name = format!("tollgate_scale_{}", uuid::Uuid::new_v4().simple());
     admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .await?;
     let (server, _) = admin_url.rsplit_once('/').context("URL with a database")?;
     Ok(format!("{server}/{name}"))
@@ -276,8 +278,10 @@ async fn fill(database: &str, backend: &str, sessions: u64) -> anyhow::Result<()
             ),
         ),
     };
-    connection.execute(users.as_str()).await?;
-    connection.execute(sessions_sql.as_str()).await?;
+    connection.execute(sqlx::AssertSqlSafe(users)).await?;
+    connection
+        .execute(sqlx::AssertSqlSafe(sessions_sql))
+        .await?;
     // Settle before measuring: fresh statistics, and no autovacuum competing for the CPU.
     let settle = if backend == "postgres" {
         "VACUUM ANALYZE sessions"

@@ -41,7 +41,7 @@ impl SqlStore {
     /// A PRAGMA's value on the writing connection, for tests.
     #[cfg(test)]
     pub(super) async fn writer_pragma(&self, name: &str) -> StoreResult<i64> {
-        let (value,): (i64,) = sqlx::query_as(&format!("PRAGMA {name}"))
+        let (value,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
             .fetch_one(&self.writer)
             .await?;
         Ok(value)

@@ -70,7 +70,7 @@ pub fn postgres_admin_url() -> String {
 
 /// Creates a database of its own for one test; those of earlier runs are dropped first.
 pub async fn fresh_postgres_database() -> String {
-    use sqlx::{Connection, Executor};
+    use sqlx::{AssertSqlSafe, Connection, Executor};
     static CLEANED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     let admin_url = postgres_admin_url();
     let prefix = format!("tollgate_test_{}_", env!("CARGO_CRATE_NAME"));
@@ -87,14 +87,16 @@ pub async fn fresh_postgres_database() -> String {
                     .expect("list test databases");
             for (name,) in stale {
                 let _ = admin
-                    .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+                    .execute(AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
                     .await;
             }
         })
         .await;
     let name = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
     admin
-        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .await
         .expect("create test database");
     let _ = admin.close().await;
@@ -211,7 +213,7 @@ impl TestApp {
     /// Runs SQL statements on the app's database behind its back, as an operator (or a
     /// restored backup) would; foreign keys are not enforced on that connection.
     pub async fn execute_sql(&self, statements: &[&str]) {
-        use sqlx::{Connection, Executor};
+        use sqlx::{AssertSqlSafe, Connection, Executor};
         sqlx::any::install_default_drivers();
         let mut connection = sqlx::AnyConnection::connect(self.database_url())
             .await
@@ -222,7 +224,10 @@ impl TestApp {
         };
         connection.execute(no_foreign_keys).await.expect("sql");
         for statement in statements {
-            connection.execute(*statement).await.expect("sql");
+            connection
+                .execute(AssertSqlSafe(statement.to_string()))
+                .await
+                .expect("sql");
         }
         let _ = connection.close().await;
     }

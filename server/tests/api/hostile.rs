@@ -1,10 +1,10 @@
 //! Hostile input, one test per case: every forged, malformed or oversized token is a 401
 //! (never a 5xx), and the `Authorization` header is read exactly as RFC 6750 says.
 
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::StatusCode;
-use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{json, Value};
 
 use crate::helpers::{b64, decode, invalid_token, problem, spawn_app, token, TestApp};
@@ -83,8 +83,8 @@ fn patched(base: &Value, patch: Value) -> Value {
 }
 
 fn hmac(key: &[u8], input: &str) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
-    URL_SAFE_NO_PAD.encode(ring::hmac::sign(&key, input.as_bytes()).as_ref())
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::hmac::sign(&key, input.as_bytes()).as_ref())
 }
 
 fn now() -> i64 {

@@ -302,9 +302,9 @@ async fn rotated_at_is_the_time_of_the_write() {
         crate::helpers::Backend::Postgres => {
             blocker.execute("BEGIN").await.unwrap();
             blocker
-                .execute(
-                    format!("SELECT id FROM sessions WHERE id = '{session}' FOR UPDATE").as_str(),
-                )
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "SELECT id FROM sessions WHERE id = '{session}' FOR UPDATE"
+                )))
                 .await
                 .unwrap();
         }
