@@ -295,11 +295,16 @@ impl Config {
                 &args.request_timeout,
                 MAX_REQUEST_TIMEOUT,
             )?,
-            sweep_interval: positive(
+            sweep_interval: at_least(
                 "TOLLGATE_SWEEP_INTERVAL",
                 "sweep-interval",
-                &args.sweep_interval,
-                MAX_SWEEP_INTERVAL,
+                positive(
+                    "TOLLGATE_SWEEP_INTERVAL",
+                    "sweep-interval",
+                    &args.sweep_interval,
+                    MAX_SWEEP_INTERVAL,
+                )?,
+                MIN_SWEEP_INTERVAL,
             )?,
             login_rate: parse_login_rate(&args.login_rate)?,
         })
@@ -385,13 +390,8 @@ impl StoreConfig {
             &args.db_timeout,
             Some(MAX_DB_TIMEOUT),
         )?;
-        if timeout.is_zero() {
-            return Err(invalid(
-                "TOLLGATE_DB_TIMEOUT",
-                "db-timeout",
-                "must be longer than 0s",
-            ));
-        }
+        // PostgreSQL's statement_timeout is in whole milliseconds, and 0 would mean none.
+        let timeout = at_least("TOLLGATE_DB_TIMEOUT", "db-timeout", timeout, MIN_DB_TIMEOUT)?;
         let durable_commits = match args.sqlite_synchronous.as_str() {
             "full" => true,
             "normal" => false,
@@ -465,6 +465,27 @@ pub const MAX_LOGIN_RATE_PERIOD: Duration = DAY;
 pub const MAX_KEY_ACTIVATION_DELAY: Duration = DAY;
 pub const MAX_SESSIONS_LIMIT: u32 = 10_000;
 pub const MAX_DB_POOL_SIZE: u32 = 1_000;
+
+// Lower bounds where a tiny value would do harm: a sweep loop hammering the database, a
+// database timeout that rounds to "no timeout".
+pub const MIN_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+pub const MIN_DB_TIMEOUT: Duration = Duration::from_millis(1);
+
+fn at_least(
+    variable: &'static str,
+    flag: &'static str,
+    value: Duration,
+    min: Duration,
+) -> Result<Duration, ConfigError> {
+    if value < min {
+        return Err(invalid(
+            variable,
+            flag,
+            format!("must be at least {}", humantime::format_duration(min)),
+        ));
+    }
+    Ok(value)
+}
 
 /// A duration such as `15m` or `30d`, at most `max`.
 fn parse_duration(
@@ -594,6 +615,8 @@ mod tests {
             ),
             (&["--request-timeout", "never"], "TOLLGATE_REQUEST_TIMEOUT"),
             (&["--sweep-interval", "0s"], "TOLLGATE_SWEEP_INTERVAL"),
+            (&["--sweep-interval", "10ms"], "TOLLGATE_SWEEP_INTERVAL"),
+            (&["--db-timeout", "500us"], "TOLLGATE_DB_TIMEOUT"),
             (
                 &["--sqlite-synchronous", "off"],
                 "TOLLGATE_SQLITE_SYNCHRONOUS",

@@ -177,7 +177,10 @@ impl Sessions {
             .tokens
             .verify_refresh(token)
             .await
-            .map_err(|_| deny(DenyReason::InvalidToken))?;
+            .map_err(|error| match error {
+                TokenError::KeysUnavailable => AuthError::Token(error),
+                _ => deny(DenyReason::InvalidToken),
+            })?;
         // Everything the answer needs is loaded before the rotation commits: a failure after
         // it would leave the client holding a token that the store has already moved past.
         let user = self

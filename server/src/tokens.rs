@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -37,6 +37,10 @@ pub enum TokenError {
     /// Signed by a key this instance does not hold (yet, or any more).
     #[error("token rejected: unknown key id")]
     UnknownKey,
+    /// A token named a key we do not hold, and the store could not be asked for it: "not
+    /// now" rather than "no", so that nobody is signed out over an outage.
+    #[error("the signing keys could not be reloaded")]
+    KeysUnavailable,
     #[error("signing failed: {0}")]
     Signing(String),
     #[error("key generation failed: {0}")]
@@ -91,7 +95,8 @@ pub struct Lifetimes {
     pub longest: Duration,
 }
 
-/// The keys in force: those that sign, each from its activation, and every still-valid one
+/// The keys in force: those that sign, each from its activation until its retirement (one
+/// takes over exactly when the one before retires), and every still-valid one
 /// to verify with (a key rotated in is published before it activates).
 struct KeySet {
     /// Latest activation first; a token is signed by the first one already active.
@@ -103,6 +108,8 @@ struct KeySet {
 struct SigningKey {
     kid: String,
     activates_at: OffsetDateTime,
+    /// When a later rotation took over; a key retired before it activated never signs.
+    retired_at: Option<OffsetDateTime>,
     signer: Signer,
 }
 
@@ -110,8 +117,7 @@ impl KeySet {
     fn signing_key(&self, now: OffsetDateTime) -> Option<&SigningKey> {
         self.signing
             .iter()
-            .find(|key| key.activates_at <= now)
-            .or(self.signing.last())
+            .find(|key| key.activates_at <= now && key.retired_at.is_none_or(|at| at > now))
     }
 }
 
@@ -133,7 +139,11 @@ pub struct Tokens {
     verified: quick_cache::sync::Cache<String, (Arc<AccessClaims>, u64)>,
     /// Bumped whenever the set of verifying keys changes, which invalidates `verified`.
     key_epoch: AtomicU64,
-    last_unknown_kid_reload: Mutex<Option<Instant>>,
+    /// When the last reload for an unknown `kid` ran, and whether it succeeded. Callers wait
+    /// here for a reload in progress, then verify again.
+    last_unknown_kid_reload: tokio::sync::Mutex<Option<(Instant, bool)>>,
+    /// One reload at a time, so that a slower one cannot install an older key set.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Tokens {
@@ -173,7 +183,8 @@ impl Tokens {
             hmac_secret,
             verified: quick_cache::sync::Cache::new(VERIFIED_CACHE_ENTRIES),
             key_epoch: AtomicU64::new(0),
-            last_unknown_kid_reload: Mutex::new(None),
+            last_unknown_kid_reload: tokio::sync::Mutex::new(None),
+            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -182,6 +193,7 @@ impl Tokens {
         if self.hmac_secret.is_some() {
             return Ok(());
         }
+        let _one_at_a_time = self.reloading.lock().await;
         let keys =
             asymmetric_key_set(self.store.as_ref(), self.algorithm, self.lifetimes.longest).await?;
         let mut current = self
@@ -202,28 +214,27 @@ impl Tokens {
     }
 
     /// Reloads the keys after a token named a `kid` we do not hold, at most once per
-    /// `UNKNOWN_KID_RELOAD_INTERVAL`. True if the keys were reloaded.
-    async fn reload_for_unknown_kid(&self) -> bool {
+    /// `UNKNOWN_KID_RELOAD_INTERVAL`; within it, callers get the last reload's outcome.
+    async fn reload_for_unknown_kid(&self) -> Result<(), TokenError> {
         if self.hmac_secret.is_some() {
-            return false;
+            return Ok(());
         }
-        {
-            let mut last = self
-                .last_unknown_kid_reload
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if last.is_some_and(|at| at.elapsed() < UNKNOWN_KID_RELOAD_INTERVAL) {
-                return false;
-            }
-            *last = Some(Instant::now());
-        }
-        match self.reload().await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::warn!(%error, "key reload after an unknown kid failed");
-                false
+        let mut last = self.last_unknown_kid_reload.lock().await;
+        if let Some((at, succeeded)) = *last {
+            if at.elapsed() < UNKNOWN_KID_RELOAD_INTERVAL {
+                return if succeeded {
+                    Ok(())
+                } else {
+                    Err(TokenError::KeysUnavailable)
+                };
             }
         }
+        let reloaded = self.reload().await;
+        *last = Some((Instant::now(), reloaded.is_ok()));
+        reloaded.map_err(|error| {
+            tracing::warn!(%error, "key reload after an unknown kid failed");
+            TokenError::KeysUnavailable
+        })
     }
 
     fn current(&self) -> Arc<KeySet> {
@@ -303,7 +314,8 @@ impl Tokens {
     /// Verifies an access token; a `kid` not held yet triggers one (rate-limited) key reload.
     pub async fn verify_access(&self, token: &str) -> Result<Arc<AccessClaims>, TokenError> {
         match self.verify_access_now(token) {
-            Err(TokenError::UnknownKey) if self.reload_for_unknown_kid().await => {
+            Err(TokenError::UnknownKey) => {
+                self.reload_for_unknown_kid().await?;
                 self.verify_access_now(token)
             }
             other => other,
@@ -333,7 +345,8 @@ impl Tokens {
     /// Verifies a refresh token; a `kid` not held yet triggers one (rate-limited) key reload.
     pub async fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
         match self.verify_refresh_now(token) {
-            Err(TokenError::UnknownKey) if self.reload_for_unknown_kid().await => {
+            Err(TokenError::UnknownKey) => {
+                self.reload_for_unknown_kid().await?;
                 self.verify_refresh_now(token)
             }
             other => other,
@@ -411,6 +424,7 @@ fn hmac_key_set(secret: &[u8]) -> Result<KeySet, TokenError> {
         signing: vec![SigningKey {
             kid,
             activates_at: OffsetDateTime::UNIX_EPOCH,
+            retired_at: None,
             signer: Signer::Hmac(Box::new(aws_lc_rs::hmac::Key::new(
                 aws_lc_rs::hmac::HMAC_SHA256,
                 secret,
@@ -485,20 +499,22 @@ async fn asymmetric_key_set(
                 signer: Signer::from_der(algorithm, &key.private_der).map_err(bad)?,
                 kid: key.kid,
                 activates_at: key.activates_at,
+                retired_at: key.retired_at,
             });
         }
     }
-    if !signing.iter().any(|key| key.activates_at <= now) {
+    let key_set = KeySet {
+        signing,
+        verifying,
+        jwks: json!({ "keys": public_keys }),
+    };
+    if key_set.signing_key(now).is_none() {
         return Err(TokenError::BadStoredKey {
             kid: "-".into(),
             reason: format!("no current {} key in the store", alg_name(algorithm)),
         });
     }
-    Ok(KeySet {
-        signing,
-        verifying,
-        jwks: json!({ "keys": public_keys }),
-    })
+    Ok(key_set)
 }
 
 /// A fresh key pair; RSA generation takes a while, so it runs off the async runtime.

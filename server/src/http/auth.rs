@@ -76,7 +76,8 @@ pub struct LogoutRequest {
     responses(
         (status = 200, description = "Signed in", body = LoginResponse),
         (status = 400, description = "Wrong credentials or malformed body", body = Problem),
-        (status = 429, description = "Too many attempts", body = Problem),
+        (status = 429, description = "Too many attempts; see Retry-After", body = Problem),
+        (status = 503, description = "Too many sign-ins at once (with Retry-After), or the store is unavailable", body = Problem),
     ))]
 pub async fn login(
     State(state): State<AppState>,

@@ -168,6 +168,9 @@ impl From<AuthError> for ApiError {
             },
             AuthError::User(error) => ApiError::Internal(error.to_string()),
             AuthError::Token(TokenError::Store(error)) => error.into(),
+            AuthError::Token(error @ TokenError::KeysUnavailable) => {
+                ApiError::Unavailable(error.to_string())
+            }
             AuthError::Token(error) => ApiError::Internal(error.to_string()),
         }
     }

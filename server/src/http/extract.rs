@@ -15,7 +15,7 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 use super::error::ApiError;
 use super::AppState;
-use crate::tokens::AccessClaims;
+use crate::tokens::{AccessClaims, TokenError};
 
 /// `axum::Json` whose rejections are problem+json (400, 413 or 415).
 #[derive(FromRequest)]
@@ -78,9 +78,12 @@ impl FromRequestParts<AppState> for AuthUser {
             .verify_access(token)
             .await
             .map(AuthUser)
-            .map_err(|error| {
-                tracing::debug!(%error, "access token refused");
-                ApiError::Unauthorized { token_sent: true }
+            .map_err(|error| match error {
+                TokenError::KeysUnavailable => ApiError::Unavailable(error.to_string()),
+                error => {
+                    tracing::debug!(%error, "access token refused");
+                    ApiError::Unauthorized { token_sent: true }
+                }
             })
     }
 }
@@ -140,11 +143,13 @@ fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     // Right to left, over every entry: each trusted proxy appended the address it saw, so the
     // first untrusted address from the right is the client. Entries left of it, or that do
     // not parse, were written by the client and can neither displace it nor stop the search.
+    // Bytes, split before decoding: one non-ASCII byte from the client must not hide the
+    // entries a proxy appended to the same line.
     let entries: Vec<&str> = headers
         .get_all(X_FORWARDED_FOR)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
+        .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
+        .filter_map(|entry| std::str::from_utf8(entry).ok())
         .collect();
     let mut nearest_proxy = peer;
     for ip in entries
@@ -198,6 +203,7 @@ pub fn origin_allowed(headers: &HeaderMap, state: &AppState) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn forwarded(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -244,6 +250,13 @@ mod tests {
                 "{header}"
             );
         }
+        // A byte that is not ASCII spoils only its own entry.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            X_FORWARDED_FOR,
+            HeaderValue::from_bytes(b"\x80junk, 198.51.100.7").expect("header"),
+        );
+        assert_eq!(client_ip(proxy, &headers, &trusted), client);
         // Several headers are one list, in order.
         let mut headers = forwarded("garbage");
         headers.append(X_FORWARDED_FOR, "198.51.100.7".parse().expect("header"));

@@ -15,8 +15,9 @@ use time::OffsetDateTime;
 use crate::config::LoginRate;
 use crate::store::{duration_millis, to_millis, Store, StoreError};
 
-/// Keys held in memory at most; beyond, arbitrary ones are forgotten (a forgotten key starts
-/// afresh, so a spray of addresses can cost limits precision, never memory).
+/// Keys held in memory at most, per kind (client networks, usernames); beyond, those closest
+/// to recovery are forgotten first (a forgotten key starts afresh, so a spray of addresses can
+/// cost limits precision, never memory).
 const MAX_TRACKED_KEYS: usize = 100_000;
 /// IPv6 clients get a /64 each (RFC 6177 assigns at least that much to one site), so that
 /// walking through one's own addresses does not escape the limit.
@@ -29,8 +30,22 @@ pub struct LoginLimiter {
 }
 
 enum Counts {
-    Memory(Memory),
-    Shared(Arc<dyn Store>),
+    Memory {
+        networks: Memory,
+        usernames: Memory,
+    },
+    /// Counted in the store; refusals are remembered here until they expire, so that an
+    /// attempt already known to be over the limit costs the database nothing.
+    Shared {
+        store: Arc<dyn Store>,
+        refused: Memory,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Network,
+    Username,
 }
 
 impl LoginLimiter {
@@ -38,35 +53,62 @@ impl LoginLimiter {
     /// other instances may share it.
     pub fn new(rate: LoginRate, store: Arc<dyn Store>) -> LoginLimiter {
         let counts = if store.is_shared() {
-            Counts::Shared(store)
+            Counts::Shared {
+                store,
+                refused: Memory::new(MAX_TRACKED_KEYS),
+            }
         } else {
-            Counts::Memory(Memory::new(MAX_TRACKED_KEYS))
+            Counts::Memory {
+                networks: Memory::new(MAX_TRACKED_KEYS),
+                usernames: Memory::new(MAX_TRACKED_KEYS),
+            }
         };
+        // Whole milliseconds, as the store counts; the burst stays `attempts` after rounding.
+        let interval =
+            Duration::from_millis(duration_millis(rate.period / rate.attempts.get()) as u64);
         LoginLimiter {
-            interval: rate.period / rate.attempts.get(),
-            tolerance: rate.period,
+            interval,
+            tolerance: interval * rate.attempts.get(),
             counts,
         }
     }
 
     /// Counts one attempt from `ip`'s network; `Some` holds how long to wait.
     pub async fn check_ip(&self, ip: IpAddr) -> Result<Option<Duration>, StoreError> {
-        self.take(format!("ip:{}", client_network(ip))).await
+        self.take(Kind::Network, format!("ip:{}", client_network(ip)))
+            .await
     }
 
     /// Counts one attempt at `username`; `Some` holds how long to wait.
     pub async fn check_username(&self, username: &str) -> Result<Option<Duration>, StoreError> {
-        self.take(format!("user:{}", username.to_lowercase())).await
+        self.take(Kind::Username, format!("user:{}", username.to_lowercase()))
+            .await
     }
 
-    async fn take(&self, key: String) -> Result<Option<Duration>, StoreError> {
+    async fn take(&self, kind: Kind, key: String) -> Result<Option<Duration>, StoreError> {
         let now = OffsetDateTime::now_utc();
         match &self.counts {
-            Counts::Memory(memory) => Ok(memory.take(key, now, self.interval, self.tolerance)),
-            Counts::Shared(store) => {
-                store
+            Counts::Memory {
+                networks,
+                usernames,
+            } => {
+                let memory = match kind {
+                    Kind::Network => networks,
+                    Kind::Username => usernames,
+                };
+                Ok(memory.take(key, now, self.interval, self.tolerance))
+            }
+            Counts::Shared { store, refused } => {
+                if let Some(wait) = refused.still_refused(&key, now) {
+                    return Ok(Some(wait));
+                }
+                let wait = store
                     .take_rate_token(&key, now, self.interval, self.tolerance)
-                    .await
+                    .await?;
+                if let Some(wait) = wait {
+                    refused.refuse_until(key, now, wait);
+                }
+                Ok(wait)
             }
         }
     }
@@ -75,8 +117,15 @@ impl LoginLimiter {
     pub async fn forget_idle(&self) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
         match &self.counts {
-            Counts::Memory(memory) => memory.forget_recovered(to_millis(now)),
-            Counts::Shared(store) => {
+            Counts::Memory {
+                networks,
+                usernames,
+            } => {
+                networks.forget_recovered(to_millis(now));
+                usernames.forget_recovered(to_millis(now));
+            }
+            Counts::Shared { store, refused } => {
+                refused.forget_recovered(to_millis(now));
                 store.forget_recovered_rate_limits(now).await?;
             }
         }
@@ -105,7 +154,7 @@ fn gcra_step(tat: Option<i64>, now: i64, interval: i64, tolerance: i64) -> Resul
     }
 }
 
-/// TATs in memory, at most `capacity` of them.
+/// Times per key in memory (a TAT, or the end of a refusal), at most `capacity` of them.
 struct Memory {
     tats: Mutex<HashMap<String, i64>>,
     capacity: usize,
@@ -146,6 +195,22 @@ impl Memory {
         }
     }
 
+    /// Some(wait) while `key` is known to be refused.
+    fn still_refused(&self, key: &str, now: OffsetDateTime) -> Option<Duration> {
+        let now = to_millis(now);
+        let until = *self.lock().get(key)?;
+        (until > now).then(|| Duration::from_millis((until - now) as u64))
+    }
+
+    fn refuse_until(&self, key: String, now: OffsetDateTime, wait: Duration) {
+        let now = to_millis(now);
+        let mut times = self.lock();
+        if times.len() >= self.capacity && !times.contains_key(&key) {
+            make_room(&mut times, now, self.capacity);
+        }
+        times.insert(key, now + duration_millis(wait));
+    }
+
     fn forget_recovered(&self, now: i64) {
         self.lock().retain(|_, tat| *tat > now);
     }
@@ -163,21 +228,20 @@ impl Memory {
     }
 }
 
-/// Drops recovered keys, then, if that was not enough, a tenth of the rest: amortised over
-/// the inserts that follow, a full map costs a constant per attempt.
-fn make_room(tats: &mut HashMap<String, i64>, now: i64, capacity: usize) {
-    tats.retain(|_, tat| *tat > now);
-    if tats.len() >= capacity {
+/// Drops recovered keys, then, if that was not enough, the tenth closest to recovery:
+/// amortised over the inserts that follow, a full map costs a constant per attempt, and the
+/// keys furthest over their limit are the last to go.
+fn make_room(times: &mut HashMap<String, i64>, now: i64, capacity: usize) {
+    times.retain(|_, time| *time > now);
+    if times.len() >= capacity {
         tracing::warn!(
-            keys = tats.len(),
+            keys = times.len(),
             "sign-in limiter full; forgetting some clients"
         );
-        let mut dropped = 0;
-        let to_drop = capacity / 10 + 1;
-        tats.retain(|_, _| {
-            dropped += 1;
-            dropped > to_drop
-        });
+        let mut sorted: Vec<i64> = times.values().copied().collect();
+        let (_, threshold, _) = sorted.select_nth_unstable(capacity / 10);
+        let threshold = *threshold;
+        times.retain(|_, time| *time > threshold);
     }
 }
 
@@ -228,5 +292,26 @@ mod tests {
             memory.take(key(), now, interval, tolerance);
         }
         assert!(memory.take(key(), now, interval, tolerance).is_some());
+    }
+
+    #[test]
+    fn a_full_map_forgets_the_keys_closest_to_recovery_first() {
+        let memory = Memory::new(100);
+        let now = OffsetDateTime::now_utc();
+        let (interval, tolerance) = (Duration::from_secs(6), Duration::from_secs(60));
+        // A key well over its limit…
+        for _ in 0..10 {
+            memory.take("user:victim".into(), now, interval, tolerance);
+        }
+        assert!(memory
+            .take("user:victim".into(), now, interval, tolerance)
+            .is_some());
+        // …outlives a spray of keys that each made one attempt.
+        for n in 0..10_000 {
+            memory.take(format!("user:u{n}"), now, interval, tolerance);
+        }
+        assert!(memory
+            .take("user:victim".into(), now, interval, tolerance)
+            .is_some());
     }
 }

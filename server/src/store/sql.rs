@@ -604,10 +604,12 @@ impl Store for SqlStore {
         if taken.is_some() {
             return Ok(None);
         }
-        let (tat,): (i64,) = sqlx::query_as("SELECT tat FROM login_limits WHERE key = $1")
+        // The row may have been swept meanwhile; then the key has recovered: wait a step.
+        let tat: Option<(i64,)> = sqlx::query_as("SELECT tat FROM login_limits WHERE key = $1")
             .bind(key)
-            .fetch_one(&self.writer)
+            .fetch_optional(&self.writer)
             .await?;
+        let tat = tat.map_or(now, |(tat,)| tat);
         let wait = tat.max(now) + interval - duration_millis(tolerance) - now;
         Ok(Some(Duration::from_millis(wait.max(1) as u64)))
     }

@@ -177,6 +177,13 @@ async fn scrapes_never_query_the_store_and_the_gauge_follows_the_background_task
     };
     let database = crate::helpers::fresh_database_url().await;
     let idle = Server::start_with(&database, "demo", &["--sweep-interval", "1h"]);
+    // The start's count, before anyone signs in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !scrape(&idle).await.contains("tollgate_live_sessions ") {
+        assert!(std::time::Instant::now() < deadline, "no gauge at start");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(live_sessions(scrape(&idle).await), 0.0);
     idle.login_ok("user1").await;
     for _ in 0..3 {
         assert_eq!(live_sessions(scrape(&idle).await), 0.0);

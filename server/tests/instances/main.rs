@@ -430,22 +430,28 @@ async fn sixty_parallel_session_creations_from_three_pools_keep_the_limit_exact(
 }
 
 /// A rotation signs nobody out: the new key is verifiable everywhere before any instance
-/// signs with it. Here only the first instance reloads its keys often; the others would not
-/// for 30 s, and learn the new key from the first token that names it.
+/// signs with it. Two instances reload their keys every second and so learn the new key while
+/// it is only published; the third would not for 30 s, and learns it from the first token that
+/// names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotating_the_key_signs_nobody_out_across_instances() {
     let database = fresh_postgres_database().await;
     let servers = [
         Server::start_with(&database, "demo", &["--sweep-interval", "1s"]),
-        Server::start_with(&database, "serve", &[]),
+        Server::start_with(&database, "serve", &["--sweep-interval", "1s"]),
         Server::start_with(&database, "serve", &[]),
     ];
-    let old_kid =
-        decode(&token(&servers[0].login_ok("user1").await, "accessToken")).0["kid"].clone();
-    run_ok(&["keys", "rotate", "--activate-after", "2s"], &database);
-    let until = Instant::now() + Duration::from_secs(6);
-    let mut kids = std::collections::HashSet::new();
-    while Instant::now() < until {
+    let before = servers[0].login_ok("user1").await;
+    run_ok(&["keys", "rotate", "--activate-after", "3s"], &database);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut kids =
+        std::collections::HashSet::from([decode(&token(&before, "accessToken")).0["kid"].clone()]);
+    let mut rounds_with_the_new_key = 0;
+    while rounds_with_the_new_key < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the new key never signed: {kids:?}"
+        );
         for issuer in &servers {
             let mut pair = issuer.login_ok("user1").await;
             kids.insert(decode(&token(&pair, "accessToken")).0["kid"].clone());
@@ -459,12 +465,17 @@ async fn rotating_the_key_signs_nobody_out_across_instances() {
                 pair = refreshed.json().await.unwrap();
             }
         }
+        if kids.len() > 1 {
+            rounds_with_the_new_key += 1;
+        }
     }
-    assert!(kids.contains(&old_kid), "signed with the old key first");
-    assert!(
-        kids.len() > 1,
-        "and with the new one once it activated: {kids:?}"
-    );
+    // Tokens from before the rotation still verify everywhere.
+    for server in &servers {
+        let me = server
+            .get("/api/current-user", &token(&before, "accessToken"))
+            .await;
+        assert_eq!(me.status(), StatusCode::OK, "{}", server.address);
+    }
 }
 
 /// The sign-in budget is counted in the database: three instances allow what one does.
