@@ -138,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
         "--login-rate",
         "off",
         "--max-sessions",
-        "100000",
+        "10000",
         "--access-ttl",
         "1h",
     ];
@@ -322,6 +322,41 @@ async fn main() -> anyhow::Result<()> {
     );
     let (under_flood, logins) = (under_flood?, logins?);
 
+    // What durable commits cost on SQLite (`TOLLGATE_SQLITE_SYNCHRONOUS`): every refresh is a
+    // commit, so refresh chains show it; the two settings side by side.
+    let normal_db = database("normal.db");
+    let mut normal_args = common.to_vec();
+    normal_args.extend([
+        "--database-url",
+        &normal_db,
+        "--sqlite-synchronous",
+        "normal",
+    ]);
+    let tollgate_normal = Server::start(
+        "Tollgate (EdDSA, synchronous=normal)",
+        &release.join("tollgate"),
+        &normal_args,
+        &[],
+    )
+    .await?;
+    let mut durability = Vec::new();
+    for connections in [1, 64] {
+        for server in [&tollgate, &tollgate_normal] {
+            let chains = refresh_chains(&client, server, connections).await?;
+            let scenario = "refresh chains";
+            measure(
+                &mut durability,
+                scenario,
+                server,
+                chains,
+                connections,
+                duration,
+                None,
+            )
+            .await?;
+        }
+    }
+
     let mut report = String::new();
     writeln!(report, "# Benchmarks, {}\n", today())?;
     writeln!(
@@ -368,7 +403,27 @@ async fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         report,
-        "| server | idle RSS MiB | peak RSS MiB |\n| --- | ---: | ---: |"
+        "Durable commits on SQLite: refresh chains (one commit per refresh) with \
+         `synchronous=full` (the default) and `normal`.\n\n\
+         | connections | full requests/s | normal requests/s | full / normal | full p99 ms | normal p99 ms |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )?;
+    for pair in durability.chunks(2) {
+        let (full, normal) = (&pair[0].stats, &pair[1].stats);
+        writeln!(
+            report,
+            "| {} | {:.0} | {:.0} | {:.0}% | {} | {} |",
+            pair[0].connections,
+            full.per_second,
+            normal.per_second,
+            100.0 * full.per_second / normal.per_second,
+            millis(full.p99),
+            millis(normal.p99)
+        )?;
+    }
+    writeln!(
+        report,
+        "\n| server | idle RSS MiB | peak RSS MiB |\n| --- | ---: | ---: |"
     )?;
     for server in [&tollgate, &tollgate_hs, &bare, &express] {
         let (now, peak) = server.memory();
