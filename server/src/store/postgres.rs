@@ -44,5 +44,5 @@ pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<SqlStore>
         .connect(url)
         .await?;
     MIGRATOR.run(&pool).await?;
-    Ok(SqlStore::new(pool.clone(), pool, DIALECT, None))
+    Ok(SqlStore::new(pool.clone(), pool, DIALECT, None, None))
 }

@@ -8,7 +8,7 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::sqlite::DirectReads;
+use super::sqlite::{DirectReads, RotationBatches};
 use super::{
     duration_millis, from_millis, parse_uuid, to_millis, Job, Session, SessionLimit,
     SessionLimitPolicy, Store, StoreResult, StoredKey, User,
@@ -22,6 +22,8 @@ pub struct SqlStore {
     dialect: Dialect,
     /// SQLite's hot reads, answered on the calling thread (see `sqlite::DirectReads`).
     direct: Option<DirectReads>,
+    /// SQLite's rotations, committed in batches (see `sqlite::RotationBatches`).
+    rotation_batches: Option<RotationBatches>,
 }
 
 /// What differs between the databases.
@@ -52,12 +54,14 @@ impl SqlStore {
         reader: AnyPool,
         dialect: Dialect,
         direct: Option<DirectReads>,
+        rotation_batches: Option<RotationBatches>,
     ) -> Self {
         SqlStore {
             writer,
             reader,
             dialect,
             direct,
+            rotation_batches,
         }
     }
 }
@@ -191,6 +195,28 @@ impl TryFrom<KeyRow> for StoredKey {
 /// would be an error rather than "not found".
 fn storable(text: &str) -> bool {
     !text.contains('\0')
+}
+
+/// One session's compare-and-swap, as `Store::rotate_session` describes it.
+pub(super) struct Rotation {
+    pub(super) id: Uuid,
+    pub(super) generation: i64,
+    pub(super) expires_at: OffsetDateTime,
+}
+
+/// Runs `statement` (a `Dialect::rotate_session`) for `rotation` on `executor`.
+pub(super) async fn rotate<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    statement: &'static str,
+    rotation: &Rotation,
+) -> StoreResult<Option<OffsetDateTime>> {
+    let rotated: Option<(i64,)> = sqlx::query_as(statement)
+        .bind(rotation.id.to_string())
+        .bind(rotation.generation)
+        .bind(to_millis(rotation.expires_at))
+        .fetch_optional(executor)
+        .await?;
+    rotated.map(|(at,)| from_millis(at)).transpose()
 }
 
 // Column lists and the "live session" condition, spliced into the queries at compile time.
@@ -435,13 +461,15 @@ impl Store for SqlStore {
         generation: i64,
         expires_at: OffsetDateTime,
     ) -> StoreResult<Option<OffsetDateTime>> {
-        let rotated: Option<(i64,)> = sqlx::query_as(self.dialect.rotate_session)
-            .bind(id.to_string())
-            .bind(generation)
-            .bind(to_millis(expires_at))
-            .fetch_optional(&self.writer)
-            .await?;
-        rotated.map(|(at,)| from_millis(at)).transpose()
+        let rotation = Rotation {
+            id,
+            generation,
+            expires_at,
+        };
+        match &self.rotation_batches {
+            Some(batches) => batches.rotate(rotation).await,
+            None => rotate(&self.writer, self.dialect.rotate_session, &rotation).await,
+        }
     }
 
     async fn revoke_session(

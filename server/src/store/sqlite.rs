@@ -11,15 +11,17 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row};
 use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::AnyPool;
 use sqlx::Executor;
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::sql::{
-    Dialect, JobRow, SessionRow, SqlStore, UserRow, FIND_SESSION, FIND_USER, JOBS_OF,
-    LIVE_SESSIONS_OF,
+    rotate, Dialect, JobRow, Rotation, SessionRow, SqlStore, UserRow, FIND_SESSION, FIND_USER,
+    JOBS_OF, LIVE_SESSIONS_OF,
 };
-use super::{to_millis, Job, Session, StoreOptions, StoreResult, User};
+use super::{to_millis, Job, Session, StoreError, StoreOptions, StoreResult, User};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -83,7 +85,87 @@ pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<SqlStore>
         .connect(&with_mode(url, "ro"))
         .await?;
     let direct = DirectReads::new(url, options);
-    Ok(SqlStore::new(writer, reader, DIALECT, direct))
+    let batches = RotationBatches::start(writer.clone());
+    Ok(SqlStore::new(
+        writer,
+        reader,
+        DIALECT,
+        direct,
+        Some(batches),
+    ))
+}
+
+/// Rotations that wait for the writer are committed together, in one transaction: with
+/// `synchronous = FULL` every commit is a sync to disk, and one sync for a batch of refreshes
+/// keeps durability cheap. A rotation is answered only once its batch has committed. A batch
+/// that fails is retried one rotation at a time, so each caller gets its own outcome.
+pub struct RotationBatches {
+    queue: mpsc::UnboundedSender<Waiting>,
+}
+
+type Waiting = (
+    Rotation,
+    oneshot::Sender<StoreResult<Option<OffsetDateTime>>>,
+);
+
+/// Rotations in one transaction at most: a bound on how long the writer is held.
+const MAX_ROTATIONS_PER_COMMIT: usize = 256;
+
+impl RotationBatches {
+    fn start(writer: AnyPool) -> RotationBatches {
+        let (queue, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(commit_batches(writer, waiting));
+        RotationBatches { queue }
+    }
+
+    pub async fn rotate(&self, rotation: Rotation) -> StoreResult<Option<OffsetDateTime>> {
+        let (done, outcome) = oneshot::channel();
+        let stopped = || StoreError::Unavailable("the store is closed".into());
+        self.queue.send((rotation, done)).map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+}
+
+/// Takes every rotation waiting, commits them together, answers each; until the store goes.
+async fn commit_batches(writer: AnyPool, mut waiting: mpsc::UnboundedReceiver<Waiting>) {
+    while let Some(first) = waiting.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_ROTATIONS_PER_COMMIT {
+            match waiting.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        match commit_together(&writer, &batch).await {
+            Ok(stamps) => {
+                metrics::histogram!("tollgate_rotations_per_commit").record(batch.len() as f64);
+                for ((_, done), stamp) in batch.into_iter().zip(stamps) {
+                    let _ = done.send(Ok(stamp));
+                }
+            }
+            // Nothing of the batch was committed: each on its own, with its own outcome.
+            Err(_) => {
+                for (rotation, done) in batch {
+                    let outcome = rotate(&writer, DIALECT.rotate_session, &rotation).await;
+                    metrics::histogram!("tollgate_rotations_per_commit").record(1.0);
+                    let _ = done.send(outcome);
+                }
+            }
+        }
+    }
+}
+
+async fn commit_together(
+    writer: &AnyPool,
+    batch: &[Waiting],
+) -> StoreResult<Vec<Option<OffsetDateTime>>> {
+    let mut transaction = writer.begin().await?;
+    let mut stamps = Vec::with_capacity(batch.len());
+    for (rotation, _) in batch {
+        stamps.push(rotate(&mut *transaction, DIALECT.rotate_session, rotation).await?);
+    }
+    transaction.commit().await?;
+    Ok(stamps)
 }
 
 /// `url` with its `mode` parameter set, unless the URL sets one itself.
@@ -278,6 +360,91 @@ mod tests {
         let mode = store.writer_pragma("synchronous").await.expect("pragma");
         let _ = std::fs::remove_file(file);
         mode
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_rotations_share_commits_and_each_gets_its_own_answer() {
+        use crate::store::{Session, SessionLimit, SessionLimitPolicy, Store};
+        let file = std::env::temp_dir().join(format!("tollgate-unit-{}.db", Uuid::new_v4()));
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}", file.display());
+        let store = std::sync::Arc::new(
+            connect(&url, &StoreOptions::default())
+                .await
+                .expect("store"),
+        );
+        let user = User {
+            id: Uuid::new_v4(),
+            username: "batch".into(),
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            gender: String::new(),
+            phone: String::new(),
+            city: String::new(),
+        };
+        store.insert_user(&user, "hash").await.expect("user");
+        let now = OffsetDateTime::now_utc();
+        let limit = SessionLimit {
+            max_sessions: 1000,
+            policy: SessionLimitPolicy::EvictOldest,
+        };
+        let mut ids = Vec::new();
+        for _ in 0..64 {
+            let session = Session {
+                id: Uuid::new_v4(),
+                user_id: user.id,
+                generation: 0,
+                rotated_at: None,
+                created_at: now,
+                last_used_at: now,
+                expires_at: now + time::Duration::hours(1),
+                revoked_at: None,
+                fingerprint_hash: None,
+                user_agent: None,
+                ip: None,
+            };
+            store
+                .create_session(&session, limit, now)
+                .await
+                .expect("session");
+            ids.push(session.id);
+        }
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the only recorder of these unit tests");
+        let mut rotations = tokio::task::JoinSet::new();
+        // Every session twice: of each pair exactly one compare-and-swap wins.
+        for id in ids.iter().chain(&ids).copied() {
+            let store = store.clone();
+            let expires_at = now + time::Duration::hours(2);
+            rotations.spawn(async move { store.rotate_session(id, 0, expires_at).await });
+        }
+        let mut won = 0;
+        while let Some(outcome) = rotations.join_next().await {
+            won += usize::from(outcome.expect("task").expect("rotation").is_some());
+        }
+        assert_eq!(won, 64);
+        for id in &ids {
+            let session = store
+                .find_session(*id)
+                .await
+                .expect("read")
+                .expect("session");
+            assert_eq!(session.generation, 1);
+        }
+        let metrics = recorder.render();
+        let value = |series: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{series} in {metrics}"))
+        };
+        let commits = value("tollgate_rotations_per_commit_count");
+        assert_eq!(value("tollgate_rotations_per_commit_sum"), 128.0);
+        assert!(commits < 64.0, "{commits} commits for 128 rotations");
+        store.close().await;
+        let _ = std::fs::remove_file(file);
     }
 
     #[tokio::test]
