@@ -1,4 +1,5 @@
-//! Tollgate: a self-hosted JWT authorization server. See `shared/DESIGN.md` for the contract.
+//! Tollgate: a self-hosted JWT authorization server. The contract it keeps (routes, JSON,
+//! token claims, refresh rules) is `docs/api.md` in the repository.
 
 pub mod app;
 pub mod cli;

@@ -1,4 +1,4 @@
-/** The JSON shapes of the Tollgate API (shared/DESIGN.md §2). */
+/** The JSON shapes of the Tollgate API (docs/api.md, "Records"). */
 
 export interface User {
   id: string;
