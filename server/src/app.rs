@@ -1,6 +1,7 @@
 //! Wiring: store, keys, services and the HTTP server, with background maintenance and
 //! graceful shutdown.
 
+use std::error::Error;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -20,21 +21,21 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::http::{self, AppState, LoginLimiter};
-use crate::sessions::{SessionPolicy, Sessions};
+use crate::http::{self, AppState};
+use crate::sessions::{LoginLimiter, SessionPolicy, Sessions};
 use crate::store::{self, Store, StoreError};
 use crate::tokens::{Lifetimes, TokenError, Tokens};
 use crate::users::{Passwords, UserError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot open the store: {0}")]
+    #[error("cannot open the store")]
     Store(#[from] StoreError),
-    #[error("cannot load the signing keys: {0}")]
+    #[error("cannot load the signing keys")]
     Keys(#[from] TokenError),
-    #[error("cannot prepare password hashing: {0}")]
+    #[error("cannot prepare password hashing")]
     Passwords(#[from] UserError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -151,7 +152,7 @@ async fn serve(
                 Ok(connection) => connection,
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
+                    tracing::warn!(error = &error as &dyn Error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -169,7 +170,10 @@ async fn serve(
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+                tracing::debug!(
+                    error = &error as &dyn Error,
+                    "connection ended with an error"
+                );
             }
         });
     }
@@ -193,19 +197,19 @@ async fn maintain(state: AppState) {
         match state.sessions.sweep(now).await {
             Ok(0) => {}
             Ok(swept) => tracing::info!(swept, "dead sessions swept"),
-            Err(error) => tracing::warn!(%error, "session sweep failed"),
+            Err(error) => tracing::warn!(error = &error as &dyn Error, "session sweep failed"),
         }
         if let Err(error) = state.tokens.reload().await {
-            tracing::warn!(%error, "key reload failed");
+            tracing::warn!(error = &error as &dyn Error, "key reload failed");
         }
         if let Some(limiter) = &state.login_limiter {
             if let Err(error) = limiter.forget_idle().await {
-                tracing::warn!(%error, "rate-limit sweep failed");
+                tracing::warn!(error = &error as &dyn Error, "rate-limit sweep failed");
             }
         }
         match state.store.count_live_sessions(now).await {
             Ok(live) => metrics::gauge!("tollgate_live_sessions").set(live as f64),
-            Err(error) => tracing::warn!(%error, "live session count failed"),
+            Err(error) => tracing::warn!(error = &error as &dyn Error, "live session count failed"),
         }
     }
 }
@@ -262,7 +266,10 @@ fn metrics_handle() -> PrometheusHandle {
                 Err(error) => Err(error),
             }
             .unwrap_or_else(|error| {
-                tracing::warn!(%error, "metrics recorder not installed");
+                tracing::warn!(
+                    error = &error as &dyn Error,
+                    "metrics recorder not installed"
+                );
                 PrometheusBuilder::new().build_recorder().handle()
             })
         })

@@ -79,7 +79,7 @@ pub enum KeysCommand {
     Rotate {
         /// How long the new key is only published before it signs: longer than every running
         /// instance's TOLLGATE_SWEEP_INTERVAL, so that all of them verify its tokens first.
-        #[arg(long, default_value = "1m", value_parser = crate::config::parse_key_activation_delay)]
+        #[arg(long, default_value = "1m", value_parser = crate::config::key_activation_delay)]
         activate_after: std::time::Duration,
         #[command(flatten)]
         store: StoreArgs,
@@ -113,76 +113,86 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let default = format!("sqlite://{}", fresh.display());
             serve(Config::from_args(&args, &default)?, true).await
         }
-        Command::Migrate(args) => {
-            let store = StoreConfig::from_args(&args, DEFAULT_DATABASE_URL)?;
-            store::connect(&store.url, &store.options)
-                .await
-                .context("migration failed")?
-                .close()
-                .await;
-            println!("database schema is up to date");
-            Ok(())
-        }
-        Command::User(UserCommand::Add(args)) => {
-            let store = open_store(&args.store).await?;
-            let passwords = Passwords::new().await?;
-            let password = read_password()?;
-            let new = NewUser {
-                username: args.username,
-                email: args.email,
-                first_name: args.first_name,
-                last_name: args.last_name,
-                gender: args.gender,
-                phone: args.phone,
-                city: args.city,
-            };
-            let user = users::create_user(store.as_ref(), &passwords, new, password).await;
-            store.close().await;
-            let user = user?;
-            println!("added user {} ({})", user.username, user.id);
-            Ok(())
-        }
-        Command::User(UserCommand::Passwd {
-            username,
-            store: args,
-        }) => {
-            let store = open_store(&args).await?;
-            let passwords = Passwords::new().await?;
-            let password = read_password()?;
-            let changed =
-                users::change_password(store.as_ref(), &passwords, &username, password).await;
-            store.close().await;
-            if !changed? {
-                return Err(anyhow::anyhow!("no user named {username:?}").into());
-            }
-            println!("password changed; every session of {username} is revoked");
-            Ok(())
+        Command::Migrate(args) => migrate(&args).await,
+        Command::User(UserCommand::Add(args)) => add_user(args).await,
+        Command::User(UserCommand::Passwd { username, store }) => {
+            change_password(&username, &store).await
         }
         Command::Keys(KeysCommand::Rotate {
             activate_after,
-            store: args,
+            store,
             signing,
-        }) => {
-            let signing = SigningConfig::from_args(&signing)?;
-            if signing.secret.is_some() {
-                return Err(anyhow::anyhow!(
-                    "HS256 has no stored keys: change TOLLGATE_JWT_SECRET to rotate"
-                )
-                .into());
-            }
-            let store = open_store(&args).await?;
-            let rotated =
-                crate::tokens::rotate_key(store.as_ref(), signing.algorithm, activate_after).await;
-            store.close().await;
-            let (kid, activates_at) = rotated?;
-            println!("new key {kid} published; it signs from {activates_at} on");
-            Ok(())
-        }
+        }) => rotate_keys(activate_after, &store, &signing).await,
     }
 }
 
+async fn migrate(args: &StoreArgs) -> Result<(), Failure> {
+    let store = StoreConfig::from_args(args, DEFAULT_DATABASE_URL);
+    store::connect(&store.url, &store.options)
+        .await
+        .context("migration failed")?
+        .close()
+        .await;
+    println!("database schema is up to date");
+    Ok(())
+}
+
+async fn add_user(args: UserAddArgs) -> Result<(), Failure> {
+    let store = open_store(&args.store).await?;
+    let passwords = Passwords::new().await?;
+    let password = read_password()?;
+    let new = NewUser {
+        username: args.username,
+        email: args.email,
+        first_name: args.first_name,
+        last_name: args.last_name,
+        gender: args.gender,
+        phone: args.phone,
+        city: args.city,
+    };
+    let user = users::create_user(store.as_ref(), &passwords, new, password).await;
+    store.close().await;
+    let user = user?;
+    println!("added user {} ({})", user.username, user.id);
+    Ok(())
+}
+
+async fn change_password(username: &str, args: &StoreArgs) -> Result<(), Failure> {
+    let store = open_store(args).await?;
+    let passwords = Passwords::new().await?;
+    let password = read_password()?;
+    let changed = users::change_password(store.as_ref(), &passwords, username, password).await;
+    store.close().await;
+    if !changed? {
+        return Err(anyhow::anyhow!("no user named {username:?}").into());
+    }
+    println!("password changed; every session of {username} is revoked");
+    Ok(())
+}
+
+async fn rotate_keys(
+    activate_after: std::time::Duration,
+    args: &StoreArgs,
+    signing: &SigningArgs,
+) -> Result<(), Failure> {
+    let signing = SigningConfig::from_args(signing)?;
+    if signing.secret.is_some() {
+        return Err(anyhow::anyhow!(
+            "HS256 has no stored keys: change TOLLGATE_JWT_SECRET to rotate"
+        )
+        .into());
+    }
+    let store = open_store(args).await?;
+    let rotated =
+        crate::tokens::rotate_key(store.as_ref(), signing.algorithm, activate_after).await;
+    store.close().await;
+    let (kid, activates_at) = rotated?;
+    println!("new key {kid} published; it signs from {activates_at} on");
+    Ok(())
+}
+
 async fn open_store(args: &StoreArgs) -> Result<std::sync::Arc<dyn store::Store>, Failure> {
-    let store = StoreConfig::from_args(args, DEFAULT_DATABASE_URL)?;
+    let store = StoreConfig::from_args(args, DEFAULT_DATABASE_URL);
     Ok(store::connect(&store.url, &store.options)
         .await
         .context("cannot open the store")?)

@@ -1,5 +1,6 @@
-//! Settings: each is an environment variable and the matching flag (the flag wins), validated
-//! into a typed [`Config`] before anything starts.
+//! Settings: each is an environment variable and the matching flag (the flag wins). Each is
+//! declared once, below, with the parser that turns it into its type, so that a bad value
+//! stops the start with one line naming the setting (`setting_error`) before anything runs.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -8,56 +9,61 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
-use clap::Args;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{ArgAction, Args};
 use ipnet::IpNet;
 use jsonwebtoken::Algorithm;
 
-use crate::store::{SessionLimit, SessionLimitPolicy, StoreOptions};
+use crate::sessions::{SessionLimit, SessionLimitPolicy};
+use crate::store::StoreOptions;
 
-/// The settings of `serve` and `demo`, as given.
+/// The settings of `serve` and `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Address to listen on.
-    #[arg(long, env = "TOLLGATE_ADDR", default_value = "127.0.0.1:8000")]
-    pub addr: String,
+    #[arg(long, env = "TOLLGATE_ADDR", default_value = "127.0.0.1:8000", value_parser = address)]
+    pub addr: SocketAddr,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Lifetime of an access token.
-    #[arg(long, env = "TOLLGATE_ACCESS_TTL", default_value = "15m")]
-    pub access_ttl: String,
+    #[arg(long, env = "TOLLGATE_ACCESS_TTL", default_value = "15m",
+        value_parser = duration(POSITIVE, MAX_ACCESS_TTL))]
+    pub access_ttl: Duration,
     /// Lifetime of each refresh token from its issue (idle expiry of a session).
-    #[arg(long, env = "TOLLGATE_REFRESH_TTL", default_value = "30d")]
-    pub refresh_ttl: String,
+    #[arg(long, env = "TOLLGATE_REFRESH_TTL", default_value = "30d",
+        value_parser = duration(POSITIVE, MAX_REFRESH_TTL))]
+    pub refresh_ttl: Duration,
     /// Absolute expiry of a session from its login.
-    #[arg(long, env = "TOLLGATE_SESSION_MAX_AGE", default_value = "90d")]
-    pub session_max_age: String,
+    #[arg(long, env = "TOLLGATE_SESSION_MAX_AGE", default_value = "90d",
+        value_parser = duration(POSITIVE, MAX_SESSION_MAX_AGE))]
+    pub session_max_age: Duration,
     /// How long the previous refresh token still answers after a rotation (two tabs, retries).
-    #[arg(long, env = "TOLLGATE_REFRESH_REUSE_GRACE", default_value = "10s")]
-    pub refresh_reuse_grace: String,
+    #[arg(long, env = "TOLLGATE_REFRESH_REUSE_GRACE", default_value = "10s",
+        value_parser = duration(Duration::ZERO, MAX_REUSE_GRACE))]
+    pub refresh_reuse_grace: Duration,
     /// Live sessions (devices) a user may have.
-    #[arg(long, env = "TOLLGATE_MAX_SESSIONS", default_value = "5")]
-    pub max_sessions: String,
+    #[arg(long, env = "TOLLGATE_MAX_SESSIONS", default_value = "5",
+        value_parser = whole_number(1, MAX_SESSIONS_LIMIT))]
+    pub max_sessions: u32,
     /// `revoke-all` or `evict-oldest`.
-    #[arg(
-        long,
-        env = "TOLLGATE_SESSION_LIMIT_POLICY",
-        default_value = "revoke-all"
-    )]
-    pub session_limit_policy: String,
+    #[arg(long, env = "TOLLGATE_SESSION_LIMIT_POLICY", default_value = "revoke-all",
+        value_parser = session_limit_policy)]
+    pub session_limit_policy: SessionLimitPolicy,
     /// Require a device fingerprint at login and refresh.
-    #[arg(long, env = "TOLLGATE_REQUIRE_FINGERPRINT", default_value = "false")]
-    pub require_fingerprint: String,
+    #[arg(long, env = "TOLLGATE_REQUIRE_FINGERPRINT", default_value = "false",
+        value_parser = boolean, action = ArgAction::Set)]
+    pub require_fingerprint: bool,
     #[command(flatten)]
     pub signing: SigningArgs,
     /// Issuer (`iss`) of the tokens.
-    #[arg(long, env = "TOLLGATE_ISSUER", default_value = "tollgate")]
+    #[arg(long, env = "TOLLGATE_ISSUER", default_value = "tollgate", value_parser = not_empty)]
     pub issuer: String,
     /// Audience (`aud`) of the tokens.
-    #[arg(long, env = "TOLLGATE_AUDIENCE", default_value = "tollgate-api")]
+    #[arg(long, env = "TOLLGATE_AUDIENCE", default_value = "tollgate-api", value_parser = not_empty)]
     pub audience: String,
     /// Comma-separated origins allowed by CORS, such as `http://localhost:4200`.
-    #[arg(long, env = "TOLLGATE_CORS_ORIGINS", default_value = "")]
-    pub cors_origins: String,
+    #[arg(long, env = "TOLLGATE_CORS_ORIGINS", default_value = "", value_parser = origins)]
+    pub cors_origins: Origins,
     /// Directory of the built web client.
     #[arg(
         long,
@@ -66,41 +72,48 @@ pub struct ServerArgs {
     )]
     pub web_dir: PathBuf,
     /// Comma-separated proxies (IPs or CIDR ranges) whose `X-Forwarded-For` is believed.
-    #[arg(long, env = "TOLLGATE_TRUSTED_PROXIES", default_value = "")]
-    pub trusted_proxies: String,
+    #[arg(long, env = "TOLLGATE_TRUSTED_PROXIES", default_value = "", value_parser = proxies)]
+    pub trusted_proxies: Proxies,
     /// Longest time to read a request's headers, and to answer it.
-    #[arg(long, env = "TOLLGATE_REQUEST_TIMEOUT", default_value = "30s")]
-    pub request_timeout: String,
+    #[arg(long, env = "TOLLGATE_REQUEST_TIMEOUT", default_value = "30s",
+        value_parser = duration(POSITIVE, MAX_REQUEST_TIMEOUT))]
+    pub request_timeout: Duration,
     /// How often dead sessions are deleted and keys rotated elsewhere picked up.
-    #[arg(long, env = "TOLLGATE_SWEEP_INTERVAL", default_value = "30s")]
-    pub sweep_interval: String,
+    #[arg(long, env = "TOLLGATE_SWEEP_INTERVAL", default_value = "30s",
+        value_parser = duration(MIN_SWEEP_INTERVAL, MAX_SWEEP_INTERVAL))]
+    pub sweep_interval: Duration,
     /// Sign-in attempts allowed per client IP and per username, as `N/PERIOD`, or `off`.
-    #[arg(long, env = "TOLLGATE_LOGIN_RATE", default_value = "10/1m")]
-    pub login_rate: String,
+    #[arg(long, env = "TOLLGATE_LOGIN_RATE", default_value = "10/1m", value_parser = login_rate)]
+    pub login_rate: LoginRateSetting,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// `sqlite://FILE` or `postgres://…` (default `sqlite://tollgate.db`; `demo`: a fresh file).
-    #[arg(long, env = "TOLLGATE_DATABASE_URL")]
+    /// May hold a password, so `--help` does not show its value.
+    #[arg(long, env = "TOLLGATE_DATABASE_URL", value_parser = database_url, hide_env_values = true)]
     pub database_url: Option<String>,
     /// Most database connections this instance opens.
-    #[arg(long, env = "TOLLGATE_DB_POOL_SIZE", default_value = "10")]
-    pub db_pool_size: String,
+    #[arg(long, env = "TOLLGATE_DB_POOL_SIZE", default_value = "10",
+        value_parser = whole_number(1, MAX_DB_POOL_SIZE))]
+    pub db_pool_size: u32,
     /// Longest wait for a connection or a statement before the store counts as unavailable.
-    #[arg(long, env = "TOLLGATE_DB_TIMEOUT", default_value = "5s")]
-    pub db_timeout: String,
+    /// At least 1ms: PostgreSQL's statement timeout is in whole milliseconds, 0 meaning none.
+    #[arg(long, env = "TOLLGATE_DB_TIMEOUT", default_value = "5s",
+        value_parser = duration(MIN_DB_TIMEOUT, MAX_DB_TIMEOUT))]
+    pub db_timeout: Duration,
     /// SQLite: `full` (every commit on disk before it is confirmed) or `normal` (faster;
     /// a power loss may undo the last commits).
-    #[arg(long, env = "TOLLGATE_SQLITE_SYNCHRONOUS", default_value = "full")]
-    pub sqlite_synchronous: String,
+    #[arg(long, env = "TOLLGATE_SQLITE_SYNCHRONOUS", default_value = "full",
+        value_parser = durable_commits, action = ArgAction::Set)]
+    pub sqlite_synchronous: bool,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct SigningArgs {
     /// `EdDSA`, `ES256`, `RS256` or `HS256`.
-    #[arg(long, env = "TOLLGATE_JWT_ALG", default_value = "EdDSA")]
-    pub jwt_alg: String,
+    #[arg(long, env = "TOLLGATE_JWT_ALG", default_value = "EdDSA", value_parser = algorithm)]
+    pub jwt_alg: Algorithm,
     /// The HS256 secret, at least 32 bytes.
     #[arg(long, env = "TOLLGATE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
@@ -128,21 +141,88 @@ impl From<String> for Secret {
     }
 }
 
-/// A setting that cannot be used, with the variable and flag that name it.
+/// A setting that cannot be used, with the variable (or, without one, the flag) naming it.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid setting {variable} (--{flag}): {message}")]
 pub struct ConfigError {
-    pub variable: &'static str,
-    pub flag: &'static str,
+    pub variable: String,
+    pub flag: String,
     pub message: String,
 }
 
-fn invalid(variable: &'static str, flag: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        flag,
-        message: message.into(),
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let flag = format!("--{}", self.flag);
+        if self.variable == flag {
+            write!(f, "invalid setting {flag}: {}", self.message)
+        } else {
+            write!(
+                f,
+                "invalid setting {} ({flag}): {}",
+                self.variable, self.message
+            )
+        }
     }
+}
+
+impl ConfigError {
+    fn new(variable: &str, flag: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            variable: variable.to_owned(),
+            flag: flag.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The setting that `error` (from parsing `command`'s arguments) refused, or None when the
+/// error is not about a value (help, version, an unknown flag: clap reports those itself).
+pub fn setting_error(error: &clap::Error, command: &clap::Command) -> Option<ConfigError> {
+    if !matches!(
+        error.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return None;
+    }
+    // Rendered as `--access-ttl <ACCESS_TTL>`.
+    let Some(ContextValue::String(rendered)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = rendered
+        .trim_start_matches('-')
+        .split([' ', '='])
+        .next()
+        .unwrap_or_default();
+    let arg = find_arg(command, flag);
+    let variable = arg.and_then(|arg| arg.get_env()).map_or_else(
+        || format!("--{flag}"),
+        |env| env.to_string_lossy().into_owned(),
+    );
+    let given = match error.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value)) => value.as_str(),
+        _ => "",
+    };
+    let message = match std::error::Error::source(error) {
+        // Parsers name the value they refuse: never repeat a secret's.
+        Some(_) if arg.is_some_and(clap::Arg::is_hide_env_values_set) => {
+            "is not a valid value".to_owned()
+        }
+        Some(cause) => cause.to_string(),
+        None if given.is_empty() => "needs a value".to_owned(),
+        None => "is not a valid value".to_owned(),
+    };
+    Some(ConfigError::new(&variable, flag, message))
+}
+
+/// `command`'s (or a subcommand's) flag `--flag`.
+fn find_arg<'a>(command: &'a clap::Command, flag: &str) -> Option<&'a clap::Arg> {
+    command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(flag))
+        .or_else(|| {
+            command
+                .get_subcommands()
+                .find_map(|subcommand| find_arg(subcommand, flag))
+        })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +230,16 @@ pub struct LoginRate {
     pub attempts: NonZeroU32,
     pub period: Duration,
 }
+
+/// `TOLLGATE_LOGIN_RATE`: a rate, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginRateSetting(pub Option<LoginRate>);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(pub Vec<HeaderValue>);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proxies(pub Vec<IpNet>);
 
 #[derive(Debug, Clone)]
 pub struct SigningConfig {
@@ -179,172 +269,49 @@ pub struct Config {
 }
 
 impl Config {
-    /// Validates the settings; `default_database_url` is used when none is given.
+    /// The settings that depend on each other; `default_database_url` is used when none is given.
     pub fn from_args(args: &ServerArgs, default_database_url: &str) -> Result<Config, ConfigError> {
-        let positive = |variable, flag, value: &str, max| {
-            parse_duration(variable, flag, value, Some(max)).and_then(|parsed| {
-                if parsed.is_zero() {
-                    return Err(invalid(variable, flag, "must be longer than 0s"));
-                }
-                Ok(parsed)
-            })
-        };
-        let addr = args.addr.parse::<SocketAddr>().map_err(|_| {
-            invalid(
-                "TOLLGATE_ADDR",
-                "addr",
-                format!("{:?} is not an address such as 127.0.0.1:8000", args.addr),
-            )
-        })?;
-        let max_sessions = args
-            .max_sessions
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_SESSIONS_LIMIT).contains(n))
-            .ok_or_else(|| {
-                invalid(
-                    "TOLLGATE_MAX_SESSIONS",
-                    "max-sessions",
-                    format!(
-                        "{:?} is not a whole number from 1 to {MAX_SESSIONS_LIMIT}",
-                        args.max_sessions
-                    ),
-                )
-            })?;
-        let policy = match args.session_limit_policy.as_str() {
-            "revoke-all" => SessionLimitPolicy::RevokeAll,
-            "evict-oldest" => SessionLimitPolicy::EvictOldest,
-            other => {
-                return Err(invalid(
-                    "TOLLGATE_SESSION_LIMIT_POLICY",
-                    "session-limit-policy",
-                    format!("{other:?} is neither revoke-all nor evict-oldest"),
-                ))
-            }
-        };
-        let require_fingerprint = parse_bool(&args.require_fingerprint).ok_or_else(|| {
-            invalid(
-                "TOLLGATE_REQUIRE_FINGERPRINT",
-                "require-fingerprint",
-                format!("{:?} is neither true nor false", args.require_fingerprint),
-            )
-        })?;
-        let non_empty = |variable, flag, value: &str| {
-            if value.trim().is_empty() {
-                Err(invalid(variable, flag, "must not be empty"))
-            } else {
-                Ok(value.to_owned())
-            }
-        };
-        let cors_origins = args
-            .cors_origins
-            .split(',')
-            .map(str::trim)
-            .filter(|origin| !origin.is_empty())
-            .map(|origin| {
-                parse_origin(origin).ok_or_else(|| {
-                    invalid(
-                        "TOLLGATE_CORS_ORIGINS",
-                        "cors-origins",
-                        format!("{origin:?} is not an origin such as http://localhost:4200"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
-            addr,
-            store: StoreConfig::from_args(&args.store, default_database_url)?,
-            access_ttl: positive(
-                "TOLLGATE_ACCESS_TTL",
-                "access-ttl",
-                &args.access_ttl,
-                MAX_ACCESS_TTL,
-            )?,
-            refresh_ttl: positive(
-                "TOLLGATE_REFRESH_TTL",
-                "refresh-ttl",
-                &args.refresh_ttl,
-                MAX_REFRESH_TTL,
-            )?,
-            session_max_age: positive(
-                "TOLLGATE_SESSION_MAX_AGE",
-                "session-max-age",
-                &args.session_max_age,
-                MAX_SESSION_MAX_AGE,
-            )?,
-            refresh_reuse_grace: parse_duration(
-                "TOLLGATE_REFRESH_REUSE_GRACE",
-                "refresh-reuse-grace",
-                &args.refresh_reuse_grace,
-                Some(MAX_REUSE_GRACE),
-            )?,
+            addr: args.addr,
+            store: StoreConfig::from_args(&args.store, default_database_url),
+            access_ttl: args.access_ttl,
+            refresh_ttl: args.refresh_ttl,
+            session_max_age: args.session_max_age,
+            refresh_reuse_grace: args.refresh_reuse_grace,
             session_limit: SessionLimit {
-                max_sessions,
-                policy,
+                max_sessions: args.max_sessions,
+                policy: args.session_limit_policy,
             },
-            require_fingerprint,
+            require_fingerprint: args.require_fingerprint,
             signing: SigningConfig::from_args(&args.signing)?,
-            issuer: non_empty("TOLLGATE_ISSUER", "issuer", &args.issuer)?,
-            audience: non_empty("TOLLGATE_AUDIENCE", "audience", &args.audience)?,
-            cors_origins,
+            issuer: args.issuer.clone(),
+            audience: args.audience.clone(),
+            cors_origins: args.cors_origins.0.clone(),
             web_dir: args.web_dir.clone(),
-            trusted_proxies: parse_proxies(&args.trusted_proxies)?,
-            request_timeout: positive(
-                "TOLLGATE_REQUEST_TIMEOUT",
-                "request-timeout",
-                &args.request_timeout,
-                MAX_REQUEST_TIMEOUT,
-            )?,
-            sweep_interval: at_least(
-                "TOLLGATE_SWEEP_INTERVAL",
-                "sweep-interval",
-                positive(
-                    "TOLLGATE_SWEEP_INTERVAL",
-                    "sweep-interval",
-                    &args.sweep_interval,
-                    MAX_SWEEP_INTERVAL,
-                )?,
-                MIN_SWEEP_INTERVAL,
-            )?,
-            login_rate: parse_login_rate(&args.login_rate)?,
+            trusted_proxies: args.trusted_proxies.0.clone(),
+            request_timeout: args.request_timeout,
+            sweep_interval: args.sweep_interval,
+            login_rate: args.login_rate.0,
         })
     }
 }
 
 impl SigningConfig {
+    /// The algorithm with its secret: required for HS256, and long enough.
     pub fn from_args(args: &SigningArgs) -> Result<SigningConfig, ConfigError> {
-        let algorithm = match args.jwt_alg.as_str() {
-            "EdDSA" => Algorithm::EdDSA,
-            "ES256" => Algorithm::ES256,
-            "RS256" => Algorithm::RS256,
-            "HS256" => Algorithm::HS256,
-            other => {
-                return Err(invalid(
-                    "TOLLGATE_JWT_ALG",
-                    "jwt-alg",
-                    format!("{other:?} is not one of EdDSA, ES256, RS256, HS256"),
-                ))
-            }
-        };
-        let secret = match (&args.jwt_secret, algorithm) {
-            (None, Algorithm::HS256) => {
-                return Err(invalid(
-                    "TOLLGATE_JWT_SECRET",
-                    "jwt-secret",
-                    "is required with HS256",
-                ))
-            }
+        let invalid = |message| ConfigError::new("TOLLGATE_JWT_SECRET", "jwt-secret", message);
+        let secret = match (&args.jwt_secret, args.jwt_alg) {
+            (None, Algorithm::HS256) => return Err(invalid("is required with HS256")),
             (Some(secret), Algorithm::HS256) if secret.expose().len() < 32 => {
-                return Err(invalid(
-                    "TOLLGATE_JWT_SECRET",
-                    "jwt-secret",
-                    "must be at least 32 bytes",
-                ))
+                return Err(invalid("must be at least 32 bytes"))
             }
             (Some(secret), Algorithm::HS256) => Some(secret.clone()),
             _ => None,
         };
-        Ok(SigningConfig { algorithm, secret })
+        Ok(SigningConfig {
+            algorithm: args.jwt_alg,
+            secret,
+        })
     }
 }
 
@@ -355,100 +322,20 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// Validates the store settings; `default_url` is used when none is given.
-    pub fn from_args(args: &StoreArgs, default_url: &str) -> Result<StoreConfig, ConfigError> {
-        let url = args
-            .database_url
-            .clone()
-            .unwrap_or_else(|| default_url.to_owned());
-        let known = ["sqlite:", "postgres:", "postgresql:"];
-        if !known.iter().any(|scheme| url.starts_with(scheme)) {
-            return Err(invalid(
-                "TOLLGATE_DATABASE_URL",
-                "database-url",
-                "must start with sqlite: or postgres:",
-            ));
-        }
-        let pool_size = args
-            .db_pool_size
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_DB_POOL_SIZE).contains(n))
-            .ok_or_else(|| {
-                invalid(
-                    "TOLLGATE_DB_POOL_SIZE",
-                    "db-pool-size",
-                    format!(
-                        "{:?} is not a whole number from 1 to {MAX_DB_POOL_SIZE}",
-                        args.db_pool_size
-                    ),
-                )
-            })?;
-        let timeout = parse_duration(
-            "TOLLGATE_DB_TIMEOUT",
-            "db-timeout",
-            &args.db_timeout,
-            Some(MAX_DB_TIMEOUT),
-        )?;
-        // PostgreSQL's statement_timeout is in whole milliseconds, and 0 would mean none.
-        let timeout = at_least("TOLLGATE_DB_TIMEOUT", "db-timeout", timeout, MIN_DB_TIMEOUT)?;
-        let durable_commits = match args.sqlite_synchronous.as_str() {
-            "full" => true,
-            "normal" => false,
-            other => {
-                return Err(invalid(
-                    "TOLLGATE_SQLITE_SYNCHRONOUS",
-                    "sqlite-synchronous",
-                    format!("{other:?} is neither full nor normal"),
-                ))
-            }
-        };
-        Ok(StoreConfig {
-            url,
+    /// The store settings; `default_url` is used when none is given.
+    pub fn from_args(args: &StoreArgs, default_url: &str) -> StoreConfig {
+        StoreConfig {
+            url: args
+                .database_url
+                .clone()
+                .unwrap_or_else(|| default_url.to_owned()),
             options: StoreOptions {
-                pool_size,
-                timeout,
-                durable_commits,
+                pool_size: args.db_pool_size,
+                timeout: args.db_timeout,
+                durable_commits: args.sqlite_synchronous,
             },
-        })
+        }
     }
-}
-
-fn parse_bool(value: &str) -> Option<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" | "" => Some(false),
-        _ => None,
-    }
-}
-
-fn parse_origin(origin: &str) -> Option<HeaderValue> {
-    let (scheme, rest) = origin.split_once("://")?;
-    let valid = matches!(scheme, "http" | "https")
-        && !rest.is_empty()
-        && !rest.contains(['/', '?', '#', ' ', '*']);
-    valid.then(|| HeaderValue::from_str(origin).ok()).flatten()
-}
-
-/// `10.0.0.1, 10.1.0.0/16`: single addresses or ranges.
-fn parse_proxies(value: &str) -> Result<Vec<IpNet>, ConfigError> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .map(|entry| {
-            entry
-                .parse::<IpNet>()
-                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    invalid(
-                        "TOLLGATE_TRUSTED_PROXIES",
-                        "trusted-proxies",
-                        format!("{entry:?} is neither an IP address nor a CIDR range"),
-                    )
-                })
-        })
-        .collect()
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -466,94 +353,181 @@ pub const MAX_KEY_ACTIVATION_DELAY: Duration = DAY;
 pub const MAX_SESSIONS_LIMIT: u32 = 10_000;
 pub const MAX_DB_POOL_SIZE: u32 = 1_000;
 
+/// The least a duration that must not be zero may be.
+const POSITIVE: Duration = Duration::from_nanos(1);
 // Lower bounds where a tiny value would do harm: a sweep loop hammering the database, a
 // database timeout that rounds to "no timeout".
 pub const MIN_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 pub const MIN_DB_TIMEOUT: Duration = Duration::from_millis(1);
 
-fn at_least(
-    variable: &'static str,
-    flag: &'static str,
-    value: Duration,
-    min: Duration,
-) -> Result<Duration, ConfigError> {
-    if value < min {
-        return Err(invalid(
-            variable,
-            flag,
-            format!("must be at least {}", humantime::format_duration(min)),
-        ));
-    }
-    Ok(value)
-}
+// The parsers. Each error names the value; `setting_error` adds the setting.
 
-/// A duration such as `15m` or `30d`, at most `max`.
-fn parse_duration(
-    variable: &'static str,
-    flag: &'static str,
-    value: &str,
-    max: Option<Duration>,
-) -> Result<Duration, ConfigError> {
-    let parsed = humantime::parse_duration(value.trim())
-        .map_err(|e| invalid(variable, flag, format!("{value:?} is not a duration ({e})")))?;
-    match max {
-        Some(max) if parsed > max => Err(invalid(
-            variable,
-            flag,
-            format!(
+/// A duration such as `15m` or `30d` (humantime's forms), from `min` to `max`.
+pub fn duration(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |value| {
+        let parsed = humantime::parse_duration(value.trim())
+            .map_err(|e| format!("{value:?} is not a duration ({e})"))?;
+        if parsed > max {
+            return Err(format!(
                 "{value:?} is longer than the maximum, {}",
                 humantime::format_duration(max)
-            ),
-        )),
-        _ => Ok(parsed),
+            ));
+        }
+        if parsed < min && min == POSITIVE {
+            return Err("must be longer than 0s".to_owned());
+        }
+        if parsed < min {
+            return Err(format!(
+                "must be at least {}",
+                humantime::format_duration(min)
+            ));
+        }
+        Ok(parsed)
     }
 }
 
 /// `keys rotate --activate-after`: how long a new key is only published before it signs.
-pub fn parse_key_activation_delay(value: &str) -> Result<Duration, String> {
-    parse_duration(
-        "TOLLGATE_KEY_ACTIVATE_AFTER",
-        "activate-after",
-        value,
-        Some(MAX_KEY_ACTIVATION_DELAY),
-    )
-    .map_err(|error| error.message)
+pub fn key_activation_delay(value: &str) -> Result<Duration, String> {
+    duration(Duration::ZERO, MAX_KEY_ACTIVATION_DELAY)(value)
 }
 
-fn parse_login_rate(value: &str) -> Result<Option<LoginRate>, ConfigError> {
-    if value == "off" {
-        return Ok(None);
+fn whole_number(
+    min: u32,
+    max: u32,
+) -> impl Fn(&str) -> Result<u32, String> + Clone + Send + Sync + 'static {
+    move |value| {
+        value
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| format!("{value:?} is not a whole number from {min} to {max}"))
     }
-    let error = || {
-        invalid(
-            "TOLLGATE_LOGIN_RATE",
-            "login-rate",
-            format!("{value:?} is neither N/PERIOD (such as 10/1m) nor off"),
-        )
-    };
+}
+
+fn address(value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{value:?} is not an address such as 127.0.0.1:8000"))
+}
+
+fn database_url(value: &str) -> Result<String, String> {
+    let known = ["sqlite:", "postgres:", "postgresql:"];
+    if known.iter().any(|scheme| value.starts_with(scheme)) {
+        Ok(value.to_owned())
+    } else {
+        Err("must start with sqlite: or postgres:".to_owned())
+    }
+}
+
+fn session_limit_policy(value: &str) -> Result<SessionLimitPolicy, String> {
+    match value {
+        "revoke-all" => Ok(SessionLimitPolicy::RevokeAll),
+        "evict-oldest" => Ok(SessionLimitPolicy::EvictOldest),
+        other => Err(format!("{other:?} is neither revoke-all nor evict-oldest")),
+    }
+}
+
+fn boolean(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("{value:?} is neither true nor false")),
+    }
+}
+
+/// `full` (true) or `normal` (false).
+fn durable_commits(value: &str) -> Result<bool, String> {
+    match value {
+        "full" => Ok(true),
+        "normal" => Ok(false),
+        other => Err(format!("{other:?} is neither full nor normal")),
+    }
+}
+
+fn algorithm(value: &str) -> Result<Algorithm, String> {
+    match value {
+        "EdDSA" => Ok(Algorithm::EdDSA),
+        "ES256" => Ok(Algorithm::ES256),
+        "RS256" => Ok(Algorithm::RS256),
+        "HS256" => Ok(Algorithm::HS256),
+        other => Err(format!(
+            "{other:?} is not one of EdDSA, ES256, RS256, HS256"
+        )),
+    }
+}
+
+fn not_empty(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        Err("must not be empty".to_owned())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+/// The entries of a comma-separated list, trimmed, empty ones skipped.
+fn entries(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+}
+
+fn origins(value: &str) -> Result<Origins, String> {
+    entries(value)
+        .map(|origin| {
+            origin_header(origin)
+                .ok_or_else(|| format!("{origin:?} is not an origin such as http://localhost:4200"))
+        })
+        .collect::<Result<_, _>>()
+        .map(Origins)
+}
+
+fn origin_header(origin: &str) -> Option<HeaderValue> {
+    let (scheme, rest) = origin.split_once("://")?;
+    let valid = matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && !rest.contains(['/', '?', '#', ' ', '*']);
+    valid.then(|| HeaderValue::from_str(origin).ok()).flatten()
+}
+
+/// `10.0.0.1, 10.1.0.0/16`: single addresses or ranges.
+fn proxies(value: &str) -> Result<Proxies, String> {
+    entries(value)
+        .map(|entry| {
+            entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{entry:?} is neither an IP address nor a CIDR range"))
+        })
+        .collect::<Result<_, _>>()
+        .map(Proxies)
+}
+
+fn login_rate(value: &str) -> Result<LoginRateSetting, String> {
+    if value == "off" {
+        return Ok(LoginRateSetting(None));
+    }
+    let error = || format!("{value:?} is neither N/PERIOD (such as 10/1m) nor off");
     let (attempts, period) = value.split_once('/').ok_or_else(error)?;
     let attempts = attempts.trim().parse::<NonZeroU32>().map_err(|_| error())?;
-    let period = parse_duration(
-        "TOLLGATE_LOGIN_RATE",
-        "login-rate",
-        period,
-        Some(MAX_LOGIN_RATE_PERIOD),
-    )?;
+    let period = duration(POSITIVE, MAX_LOGIN_RATE_PERIOD)(period)
+        .map_err(|error| format!("{value:?}: the period {error}"))?;
     // The limit is counted in milliseconds: an attempt every 0 ms would be no limit at all.
     if period.as_millis() < u128::from(attempts.get()) {
-        return Err(invalid(
-            "TOLLGATE_LOGIN_RATE",
-            "login-rate",
-            format!("{value:?} allows more than one attempt per millisecond"),
+        return Err(format!(
+            "{value:?} allows more than one attempt per millisecond"
         ));
     }
-    Ok(Some(LoginRate { attempts, period }))
+    Ok(LoginRateSetting(Some(LoginRate { attempts, period })))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use clap::{CommandFactory, Parser};
 
     #[derive(Parser)]
     struct TestCli {
@@ -563,7 +537,10 @@ mod tests {
 
     fn config(flags: &[&str]) -> Result<Config, ConfigError> {
         let cli = TestCli::try_parse_from(std::iter::once("tollgate").chain(flags.iter().copied()))
-            .expect("flags parse");
+            .map_err(|error| {
+                setting_error(&error, &TestCli::command())
+                    .unwrap_or_else(|| panic!("not about a setting: {error}"))
+            })?;
         Config::from_args(&cli.args, "sqlite://tollgate.db")
     }
 
@@ -664,8 +641,53 @@ mod tests {
             let error = config(&[flag, value]).expect_err(variable);
             assert_eq!(error.variable, variable);
         }
-        assert!(parse_key_activation_delay("1day").is_ok());
-        assert!(parse_key_activation_delay("1day 1s").is_err());
+        assert!(key_activation_delay("1day").is_ok());
+        assert!(key_activation_delay("1day 1s").is_err());
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_of_a_subcommand_flag_or_the_flag_alone() {
+        use crate::cli::Cli;
+        let error = |args: &[&str]| {
+            let error = Cli::try_parse_from(args).expect_err("a bad value");
+            setting_error(&error, &Cli::command()).expect("about a setting")
+        };
+        let bad = error(&["tollgate", "serve", "--access-ttl", "soon"]);
+        assert_eq!(bad.variable, "TOLLGATE_ACCESS_TTL");
+        assert!(bad.message.contains("\"soon\""), "{}", bad.message);
+        let bad = error(&["tollgate", "migrate", "--db-pool-size", "0"]);
+        assert_eq!(bad.variable, "TOLLGATE_DB_POOL_SIZE");
+        // `keys rotate --activate-after` has no variable.
+        let bad = error(&["tollgate", "keys", "rotate", "--activate-after", "2d"]);
+        assert_eq!(bad.variable, "--activate-after");
+        assert_eq!(
+            bad.to_string(),
+            "invalid setting --activate-after: \"2d\" is longer than the maximum, 1day"
+        );
+        let bad = error(&["tollgate", "serve", "--access-ttl"]);
+        assert_eq!(bad.message, "needs a value");
+        // Help and unknown flags are clap's to report.
+        let help = Cli::try_parse_from(["tollgate", "--help"]).expect_err("help");
+        assert!(setting_error(&help, &Cli::command()).is_none());
+    }
+
+    #[test]
+    fn a_refused_value_of_a_hidden_setting_is_not_repeated() {
+        use clap::{Arg, Command};
+        let command = Command::new("tollgate").arg(
+            Arg::new("secret")
+                .long("secret")
+                .env("TOLLGATE_TEST_SECRET")
+                .hide_env_values(true)
+                .value_parser(|value: &str| Err::<String, String>(format!("{value:?} is bad"))),
+        );
+        let error = command
+            .clone()
+            .try_get_matches_from(["tollgate", "--secret", "hunter2"])
+            .expect_err("refused");
+        let bad = setting_error(&error, &command).expect("about a setting");
+        assert_eq!(bad.variable, "TOLLGATE_TEST_SECRET");
+        assert!(!bad.to_string().contains("hunter2"), "{bad}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tollgate::cli::{self, Cli, Failure};
+use tollgate::config::setting_error;
 use tracing_subscriber::EnvFilter;
 
 /// Each request makes many small, short-lived allocations; glibc's malloc spent a quarter of
@@ -18,7 +19,17 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli::run(Cli::parse()).await {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => match setting_error(&error, &Cli::command()) {
+            Some(setting) => {
+                eprintln!("tollgate: {setting}");
+                return ExitCode::from(2);
+            }
+            None => error.exit(),
+        },
+    };
+    match cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Setting(error)) => {
             eprintln!("tollgate: {error}");

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
-use tollgate::store::{Session, SessionLimit, SessionLimitPolicy, Store};
+use tollgate::sessions::{SessionLimit, SessionLimitPolicy};
+use tollgate::store::{Session, Store};
 use tollgate_bench::{machine_description, millis, percentiles, today};
 
 const SYNTHETIC_USERS: u32 = 1000;
@@ -136,7 +137,7 @@ async fn start(database: &str) -> anyhow::Result<Server> {
         "--login-rate",
         "off",
         "--max-sessions",
-        "1000000",
+        "10000",
     ])?;
     let config = tollgate::config::Config::from_args(&flags.args, database)?;
     let app = tollgate::app::Application::build(config).await?;
@@ -223,7 +224,9 @@ async fn measure(server: &Server, sessions: u64) -> anyhow::Result<Row> {
             ip: None,
         };
         let started = Instant::now();
-        store.create_session(&session, limit, now).await?;
+        store
+            .create_session(&session, now, &|live| limit.sessions_to_revoke(live))
+            .await?;
         creations.push(started.elapsed());
     }
     Ok(Row {

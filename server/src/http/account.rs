@@ -6,15 +6,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use serde::Serialize;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiError, Problem};
 use super::extract::AuthUser;
+use super::views::{JobList, JobView, SessionView, UserView};
 use super::AppState;
-use crate::store::{Job, Session, User};
+use crate::store::Job;
 
 /// About the size of one job in JSON: two UUIDs, two dates, five short strings.
 const JOB_JSON_SIZE: usize = 320;
@@ -30,56 +29,22 @@ pub fn router() -> Router<AppState> {
         .route("/api/sessions/{id}", delete(revoke_session))
 }
 
-/// One signed-in device of the caller.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionView {
-    id: Uuid,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    last_used_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    expires_at: OffsetDateTime,
-    user_agent: Option<String>,
-    ip: Option<String>,
-    /// True for the session whose access token made the call.
-    current: bool,
-}
-
-impl SessionView {
-    fn new(session: Session, current_sid: Uuid) -> Self {
-        SessionView {
-            current: session.id == current_sid,
-            id: session.id,
-            created_at: session.created_at,
-            last_used_at: session.last_used_at,
-            expires_at: session.expires_at,
-            user_agent: session.user_agent,
-            ip: session.ip,
-        }
-    }
-}
-
 /// The caller's profile.
 #[utoipa::path(get, path = "/api/current-user", tag = "account", security(("bearer" = [])),
-    responses((status = 200, body = User), (status = 401, body = Problem)))]
+    responses((status = 200, body = UserView), (status = 401, body = Problem)))]
 pub async fn current_user(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<UserView>, ApiError> {
     let user = state.store.find_user(claims.sub).await?;
     // A deleted user's token is as good as no token.
-    user.map(Json)
+    user.map(|user| Json(user.into()))
         .ok_or(ApiError::Unauthorized { token_sent: true })
 }
 
 /// The caller's jobs, newest first.
 #[utoipa::path(get, path = "/api/job-list", tag = "account", security(("bearer" = [])),
-    responses((status = 200, body = [Job]), (status = 401, body = Problem)))]
+    responses((status = 200, body = [JobView]), (status = 401, body = Problem)))]
 pub async fn job_list(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -93,9 +58,9 @@ pub async fn job_list(
 /// 128 bytes: that was a quarter of the cost of writing the list.
 pub fn job_list_response(jobs: &[Job]) -> Response {
     let mut body = Vec::with_capacity(JOB_JSON_SIZE * jobs.len() + 2);
-    match serde_json::to_writer(&mut body, jobs) {
+    match serde_json::to_writer(&mut body, &JobList(jobs)) {
         Ok(()) => ([(CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => ApiError::Internal(e.to_string()).into_response(),
+        Err(error) => ApiError::internal(error).into_response(),
     }
 }
 

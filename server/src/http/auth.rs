@@ -12,9 +12,9 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, Problem};
 use super::extract::{is_json, origin_allowed, ApiJson, ClientIp, OptionalJson};
+use super::views::UserView;
 use super::AppState;
-use crate::sessions::{AuthError, Device, RefreshKind, TokenPair};
-use crate::store::User;
+use crate::sessions::{AuthError, DenyReason, Device, RefreshKind, TokenPair};
 use crate::users::UserError;
 
 pub const REFRESH_COOKIE: &str = "tollgate_refresh";
@@ -42,7 +42,7 @@ pub struct LoginRequest {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginResponse {
-    user: User,
+    user: UserView,
     #[serde(flatten)]
     tokens: TokenResponse,
 }
@@ -105,30 +105,12 @@ pub async fn login(
         ));
     }
     if let Some(limiter) = &state.login_limiter {
-        let limited = |wait: std::time::Duration| {
+        let check = limiter.check(ip, &request.username, fingerprint.as_deref());
+        if let Some(wait) = check.await? {
             metrics::counter!("tollgate_logins_total", "outcome" => "rate_limited").increment(1);
-            ApiError::RateLimited {
+            return Err(ApiError::RateLimited {
                 retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-            }
-        };
-        if let Some(wait) = limiter.check_ip(ip).await? {
-            return Err(limited(wait));
-        }
-        // A device that has signed in as this user before is exempt from the per-username
-        // limit, so a flood of guesses at a username cannot lock its owner out.
-        let known = match &fingerprint {
-            Some(fingerprint) => {
-                state
-                    .sessions
-                    .is_known_device(&request.username, fingerprint)
-                    .await?
-            }
-            None => false,
-        };
-        if !known {
-            if let Some(wait) = limiter.check_username(&request.username).await? {
-                return Err(limited(wait));
-            }
+            });
         }
     }
     let device = Device {
@@ -153,7 +135,13 @@ pub async fn login(
     metrics::counter!("tollgate_logins_total", "outcome" => outcome).increment(1);
     let (user, pair) = result?;
     let (tokens, cookie) = token_response(pair, request.use_cookie, now);
-    Ok(with_tokens(Json(LoginResponse { user, tokens }), cookie))
+    Ok(with_tokens(
+        Json(LoginResponse {
+            user: user.into(),
+            tokens,
+        }),
+        cookie,
+    ))
 }
 
 /// Exchange a refresh token (body or cookie) for a new pair; the old token stops working.
@@ -197,7 +185,7 @@ pub async fn refresh(
     let outcome = match &result {
         Ok((_, RefreshKind::Rotated)) => "ok",
         Ok((_, RefreshKind::Grace)) => "grace",
-        Err(AuthError::RefreshDenied(crate::sessions::DenyReason::Reused)) => "reused",
+        Err(AuthError::RefreshDenied(DenyReason::Reused)) => "reused",
         Err(_) => "failed",
     };
     metrics::counter!("tollgate_refreshes_total", "outcome" => outcome).increment(1);

@@ -1,5 +1,6 @@
-//! Every failure becomes RFC 9457 problem+json here, and only here. Internal detail is
-//! logged once and never sent.
+//! Every failure becomes RFC 9457 problem+json here, and only here: handlers, extractors and
+//! middleware return an `ApiError`. Internal detail is logged once, with its whole chain of
+//! causes, and never sent.
 
 use axum::extract::rejection::JsonRejection;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -32,15 +33,23 @@ pub enum ApiError {
     NotFound,
     #[error("too many sign-in attempts")]
     RateLimited { retry_after_secs: u64 },
+    #[error("request headers too large")]
+    HeadersTooLarge,
     #[error("request timed out")]
     Timeout,
-    #[error("service unavailable: {0}")]
-    Unavailable(String),
+    #[error("service unavailable")]
+    Unavailable(#[source] Cause),
+    /// The health check's answer while the store does not answer.
+    #[error("the store does not answer")]
+    StoreDown(#[source] Cause),
     #[error("too busy to hash another password")]
     Busy { retry_after_secs: u64 },
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error")]
+    Internal(#[source] Cause),
 }
+
+/// What went wrong underneath, kept whole for the log.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,17 +62,28 @@ pub struct Problem {
 }
 
 impl ApiError {
+    pub fn internal(cause: impl Into<Cause>) -> ApiError {
+        ApiError::Internal(cause.into())
+    }
+
+    pub fn unavailable(cause: impl Into<Cause>) -> ApiError {
+        ApiError::Unavailable(cause.into())
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) | ApiError::InvalidCredentials => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::RefreshRefused | ApiError::CrossSite => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::StoreDown(_) | ApiError::Busy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,6 +94,7 @@ impl ApiError {
             ApiError::BadRequest(detail) | ApiError::UnsupportedMediaType(detail) => detail.clone(),
             ApiError::InvalidCredentials => "Wrong username or password.".into(),
             ApiError::PayloadTooLarge => "The request body is too large.".into(),
+            ApiError::HeadersTooLarge => "The request headers are too large.".into(),
             ApiError::Unauthorized { token_sent: true } => {
                 "The access token is invalid or has expired.".into()
             }
@@ -88,6 +109,7 @@ impl ApiError {
             }
             ApiError::Timeout => "The request took too long.".into(),
             ApiError::Unavailable(_) => "The service is temporarily unavailable.".into(),
+            ApiError::StoreDown(_) => "The store does not answer.".into(),
             ApiError::Busy { retry_after_secs } => {
                 format!("Too many sign-ins at once. Try again in {retry_after_secs} s.")
             }
@@ -96,7 +118,7 @@ impl ApiError {
     }
 }
 
-pub fn problem(status: StatusCode, detail: String) -> Response {
+fn problem(status: StatusCode, detail: String) -> Response {
     let body = Problem {
         kind: "about:blank".into(),
         title: status.canonical_reason().unwrap_or("Error").into(),
@@ -114,8 +136,22 @@ pub fn problem(status: StatusCode, detail: String) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            ApiError::Internal(detail) => tracing::error!(error = %detail, "request failed"),
-            ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "store unavailable"),
+            ApiError::Internal(cause) => {
+                tracing::error!(error = &**cause as &dyn std::error::Error, "request failed");
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(
+                    error = &**cause as &dyn std::error::Error,
+                    "service unavailable"
+                );
+            }
+            // Probes ask every few seconds; requests that fail say so at warn.
+            ApiError::StoreDown(cause) => {
+                tracing::debug!(
+                    error = &**cause as &dyn std::error::Error,
+                    "health check failed"
+                );
+            }
             _ => {}
         }
         let mut response = problem(self.status(), self.detail());
@@ -144,8 +180,30 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Unavailable(_) => ApiError::Unavailable(error.to_string()),
-            other => ApiError::Internal(other.to_string()),
+            StoreError::Unavailable(_) => ApiError::unavailable(error),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Store(error) => error.into(),
+            TokenError::KeysUnavailable => ApiError::unavailable(error),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        match error {
+            UserError::Store(error) => error.into(),
+            UserError::Busy => ApiError::Busy {
+                retry_after_secs: 1,
+            },
+            other => ApiError::internal(other),
         }
     }
 }
@@ -157,21 +215,10 @@ impl From<AuthError> for ApiError {
             AuthError::FingerprintRequired => {
                 ApiError::BadRequest("A device fingerprint is required.".into())
             }
-            AuthError::RefreshDenied(reason) => {
-                tracing::info!(%reason, "refresh refused");
-                ApiError::RefreshRefused
-            }
+            AuthError::RefreshDenied(_) => ApiError::RefreshRefused,
             AuthError::Store(error) => error.into(),
-            AuthError::User(UserError::Store(error)) => error.into(),
-            AuthError::User(UserError::Busy) => ApiError::Busy {
-                retry_after_secs: 1,
-            },
-            AuthError::User(error) => ApiError::Internal(error.to_string()),
-            AuthError::Token(TokenError::Store(error)) => error.into(),
-            AuthError::Token(error @ TokenError::KeysUnavailable) => {
-                ApiError::Unavailable(error.to_string())
-            }
-            AuthError::Token(error) => ApiError::Internal(error.to_string()),
+            AuthError::User(error) => error.into(),
+            AuthError::Token(error) => error.into(),
         }
     }
 }

@@ -79,9 +79,12 @@ impl FromRequestParts<AppState> for AuthUser {
             .await
             .map(AuthUser)
             .map_err(|error| match error {
-                TokenError::KeysUnavailable => ApiError::Unavailable(error.to_string()),
+                TokenError::KeysUnavailable => ApiError::unavailable(error),
                 error => {
-                    tracing::debug!(%error, "access token refused");
+                    tracing::debug!(
+                        error = &error as &dyn std::error::Error,
+                        "access token refused"
+                    );
                     ApiError::Unauthorized { token_sent: true }
                 }
             })
@@ -126,7 +129,7 @@ impl FromRequestParts<AppState> for ClientIp {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .copied()
-            .ok_or_else(|| ApiError::Internal("no peer address on the request".into()))?;
+            .ok_or_else(|| ApiError::internal("no peer address on the request"))?;
         Ok(ClientIp(client_ip(
             peer.ip(),
             &parts.headers,

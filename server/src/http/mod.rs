@@ -4,8 +4,8 @@ mod account;
 mod auth;
 mod error;
 mod extract;
-mod login_limit;
 mod system;
+mod views;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,10 +26,9 @@ use tower_http::trace::TraceLayer;
 
 pub use account::job_list_response;
 pub use error::ApiError;
-pub use login_limit::LoginLimiter;
 
 use crate::config::Config;
-use crate::sessions::Sessions;
+use crate::sessions::{LoginLimiter, Sessions};
 use crate::store::Store;
 use crate::tokens::Tokens;
 
@@ -181,10 +180,7 @@ async fn limit_header_size(request: Request, next: Next) -> Response {
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     if size > HEADER_LIMIT {
-        return error::problem(
-            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "The request headers are too large.".into(),
-        );
+        return ApiError::HeadersTooLarge.into_response();
     }
     next.run(request).await
 }

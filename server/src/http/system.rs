@@ -4,14 +4,13 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::error::{problem, Problem};
+use super::error::{ApiError, Problem};
 use super::{account, auth, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -53,10 +52,8 @@ impl Modify for BearerAuth {
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => Json(serde_json::json!({ "status": "ok" })).into_response(),
-        _ => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The store does not answer.".into(),
-        ),
+        Ok(Err(error)) => ApiError::StoreDown(error.into()).into_response(),
+        Err(elapsed) => ApiError::StoreDown(elapsed.into()).into_response(),
     }
 }
 

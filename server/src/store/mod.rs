@@ -3,6 +3,7 @@
 //! milliseconds.
 
 mod postgres;
+mod rows;
 mod sql;
 mod sqlite;
 
@@ -10,22 +11,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("a record with the same key already exists")]
     Conflict,
-    #[error("the database cannot be reached: {0}")]
+    #[error("the database cannot be reached")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[source] sqlx::Error),
-    #[error("database error: {0}")]
+    #[error("database error")]
     Sqlite(#[source] rusqlite::Error),
-    #[error("migration failed: {0}")]
+    #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -72,7 +71,7 @@ fn is_unavailable(code: &str) -> bool {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A person who can sign in. Never carries the password hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: Uuid,
     pub username: String,
@@ -84,17 +83,13 @@ pub struct User {
     pub city: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: Uuid,
     pub user_id: Uuid,
     pub company_name: String,
     pub title: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub first_date: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub last_date: OffsetDateTime,
     pub skills: String,
     pub department: String,
@@ -123,18 +118,8 @@ impl Session {
     }
 }
 
-/// What happens to a user's live sessions when a new login would exceed the limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionLimitPolicy {
-    RevokeAll,
-    EvictOldest,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct SessionLimit {
-    pub max_sessions: u32,
-    pub policy: SessionLimitPolicy,
-}
+/// Picks, from a user's live sessions, the ids of those to revoke before a new one is added.
+pub type ChooseEvictions<'a> = &'a (dyn Fn(&[Session]) -> Vec<Uuid> + Send + Sync);
 
 /// A signing key as stored: the private half in PKCS#8/PKCS#1 DER, the public half as a JWK.
 #[derive(Debug, Clone)]
@@ -171,13 +156,14 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_job(&self, job: &Job) -> StoreResult<()>;
     async fn jobs_of(&self, user_id: Uuid) -> StoreResult<Vec<Job>>;
 
-    /// Inserts `session`, first applying `limit` to the user's live sessions, atomically.
-    /// Returns how many sessions the limit revoked.
+    /// Inserts `session` after revoking the user's live sessions that `evict` picks from
+    /// all of them, in one transaction, so that concurrent logins of one user cannot both
+    /// slip under a limit. Returns how many sessions were revoked.
     async fn create_session(
         &self,
         session: &Session,
-        limit: SessionLimit,
         now: OffsetDateTime,
+        evict: ChooseEvictions<'_>,
     ) -> StoreResult<u64>;
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<Session>>;
     /// Compare-and-swap: moves the session from `generation` to `generation + 1` and returns

@@ -1,32 +1,80 @@
 //! PostgreSQL, shared by any number of instances. Transactions run in parallel, so a login
-//! locks its user's row to apply the session limit exactly.
+//! locks its user's row to apply the session limit exactly, and a rotation locks its session
+//! before it reads the clock.
 
+use std::time::Duration;
+
+use async_trait::async_trait;
 use sqlx::any::AnyPoolOptions;
-use sqlx::Executor;
+use sqlx::{Any, Executor, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
-use super::sql::{Dialect, SqlStore};
+use super::sql::{rotate, take_rate_token_sql, Rotation, SharedSql, SqlBackend};
 use super::{StoreOptions, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-const DIALECT: Dialect = Dialect {
-    lock_user: Some("SELECT id FROM users WHERE id = $1 FOR UPDATE"),
-    // The row is locked first, in the CTE, so that the clock is read after any wait for a
-    // concurrent writer of the same session (an UPDATE alone computes its values before).
-    rotate_session: "WITH locked AS (SELECT id FROM sessions WHERE id = $1 FOR UPDATE), \
-         now AS (SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS at \
-         FROM locked) \
-         UPDATE sessions SET generation = generation + 1, rotated_at = now.at, \
-         last_used_at = now.at, expires_at = $3 FROM now \
-         WHERE sessions.id = $1 AND generation = $2 AND revoked_at IS NULL \
-         AND expires_at > now.at RETURNING rotated_at",
-    take_rate_token: super::sql::take_rate_token_sql!("GREATEST"),
-    shared: true,
-};
+/// `Store::rotate_session`. The row is locked first, in the CTE, so that the clock is read
+/// after any wait for a concurrent writer of the same session (an UPDATE alone computes its
+/// values before).
+const ROTATE_SESSION: &str = "WITH locked AS (SELECT id FROM sessions WHERE id = $1 FOR UPDATE), \
+     now AS (SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS at \
+     FROM locked) \
+     UPDATE sessions SET generation = generation + 1, rotated_at = now.at, \
+     last_used_at = now.at, expires_at = $3 FROM now \
+     WHERE sessions.id = $1 AND generation = $2 AND revoked_at IS NULL \
+     AND expires_at > now.at RETURNING rotated_at";
+
+pub struct PostgresStore {
+    sql: SharedSql,
+}
+
+#[async_trait]
+impl SqlBackend for PostgresStore {
+    fn sql(&self) -> &SharedSql {
+        &self.sql
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    /// Locks the user's row: a second login of the same user waits until this one commits,
+    /// and then sees its session when it applies the limit.
+    async fn begin_user_transaction(
+        &self,
+        user_id: Uuid,
+    ) -> StoreResult<Transaction<'static, Any>> {
+        let mut transaction = self.sql.writer.begin().await?;
+        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user_id.to_string())
+            .execute(&mut *transaction)
+            .await?;
+        Ok(transaction)
+    }
+
+    async fn rotate_session(&self, rotation: Rotation) -> StoreResult<Option<OffsetDateTime>> {
+        rotate(&self.sql.writer, ROTATE_SESSION, &rotation).await
+    }
+
+    async fn take_rate_token(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        interval: Duration,
+        tolerance: Duration,
+    ) -> StoreResult<Option<Duration>> {
+        const TAKE: &str = take_rate_token_sql!("GREATEST");
+        self.sql
+            .take_rate_token(TAKE, key, now, interval, tolerance)
+            .await
+    }
+}
 
 /// Connects and brings the schema up to date; migrations take an advisory lock, so
 /// instances starting together run them once.
-pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<SqlStore> {
+pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<PostgresStore> {
     let statement_timeout = format!("SET statement_timeout = {}", options.timeout.as_millis());
     let pool = AnyPoolOptions::new()
         .max_connections(options.pool_size)
@@ -44,5 +92,10 @@ pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<SqlStore>
         .connect(url)
         .await?;
     MIGRATOR.run(&pool).await?;
-    Ok(SqlStore::new(pool.clone(), pool, DIALECT, None, None))
+    Ok(PostgresStore {
+        sql: SharedSql {
+            writer: pool.clone(),
+            reader: pool,
+        },
+    })
 }

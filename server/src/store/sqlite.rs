@@ -8,18 +8,19 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row};
 use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::AnyPool;
-use sqlx::Executor;
+use sqlx::{Any, AnyPool, Executor, Transaction};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::rows::{JobRow, SessionRow, UserRow};
 use super::sql::{
-    rotate, Dialect, JobRow, Rotation, SessionRow, SqlStore, UserRow, FIND_SESSION, FIND_USER,
-    JOBS_OF, LIVE_SESSIONS_OF,
+    find_session_sql, find_user_sql, jobs_of_sql, live_sessions_of_sql, rotate,
+    take_rate_token_sql, Rotation, SharedSql, SqlBackend,
 };
 use super::{to_millis, Job, Session, StoreError, StoreOptions, StoreResult, User};
 
@@ -35,24 +36,99 @@ macro_rules! now_millis {
     };
 }
 
-const DIALECT: Dialect = Dialect {
-    lock_user: None,
-    rotate_session: concat!(
-        "UPDATE sessions SET generation = generation + 1, rotated_at = ",
-        now_millis!(),
-        ", last_used_at = ",
-        now_millis!(),
-        ", expires_at = $3 WHERE id = $1 AND generation = $2 AND revoked_at IS NULL \
-         AND expires_at > ",
-        now_millis!(),
-        " RETURNING rotated_at"
-    ),
-    take_rate_token: super::sql::take_rate_token_sql!("MAX"),
-    shared: false,
-};
+/// `Store::rotate_session`, stamped with the database's clock at the time of the write.
+const ROTATE_SESSION: &str = concat!(
+    "UPDATE sessions SET generation = generation + 1, rotated_at = ",
+    now_millis!(),
+    ", last_used_at = ",
+    now_millis!(),
+    ", expires_at = $3 WHERE id = $1 AND generation = $2 AND revoked_at IS NULL \
+     AND expires_at > ",
+    now_millis!(),
+    " RETURNING rotated_at"
+);
+
+/// SQLite: one file, one writer at a time, readers beside it.
+pub struct SqliteStore {
+    sql: SharedSql,
+    direct: DirectReads,
+    rotations: RotationBatches,
+}
+
+#[async_trait]
+impl SqlBackend for SqliteStore {
+    fn sql(&self) -> &SharedSql {
+        &self.sql
+    }
+
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    async fn close(&self) {
+        self.direct.close();
+        self.sql.close().await;
+    }
+
+    async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        self.direct.find_user(id)
+    }
+
+    async fn jobs_of(&self, user_id: Uuid) -> StoreResult<Vec<Job>> {
+        self.direct.jobs_of(user_id)
+    }
+
+    async fn find_session(&self, id: Uuid) -> StoreResult<Option<Session>> {
+        self.direct.find_session(id)
+    }
+
+    async fn live_sessions_of(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Session>> {
+        self.direct.live_sessions_of(user_id, now)
+    }
+
+    /// One writer connection: a transaction is already alone.
+    async fn begin_user_transaction(
+        &self,
+        _user_id: Uuid,
+    ) -> StoreResult<Transaction<'static, Any>> {
+        Ok(self.sql.writer.begin().await?)
+    }
+
+    async fn rotate_session(&self, rotation: Rotation) -> StoreResult<Option<OffsetDateTime>> {
+        self.rotations.rotate(rotation).await
+    }
+
+    async fn take_rate_token(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        interval: Duration,
+        tolerance: Duration,
+    ) -> StoreResult<Option<Duration>> {
+        const TAKE: &str = take_rate_token_sql!("MAX");
+        self.sql
+            .take_rate_token(TAKE, key, now, interval, tolerance)
+            .await
+    }
+}
+
+impl SqliteStore {
+    /// A PRAGMA's value on the writing connection, for tests.
+    #[cfg(test)]
+    async fn writer_pragma(&self, name: &str) -> StoreResult<i64> {
+        let (value,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+            .fetch_one(&self.sql.writer)
+            .await?;
+        Ok(value)
+    }
+}
 
 /// Opens (creating if needed) the database file and brings its schema up to date.
-pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<SqlStore> {
+pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<SqliteStore> {
     // In WAL mode, FULL syncs the log at every commit; NORMAL only at checkpoints.
     let synchronous = if options.durable_commits {
         "PRAGMA synchronous = FULL;"
@@ -84,22 +160,18 @@ pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<SqlStore>
         })
         .connect(&with_mode(url, "ro"))
         .await?;
-    let direct = DirectReads::new(url, options);
-    let batches = RotationBatches::start(writer.clone());
-    Ok(SqlStore::new(
-        writer,
-        reader,
-        DIALECT,
-        direct,
-        Some(batches),
-    ))
+    Ok(SqliteStore {
+        direct: DirectReads::new(url, options)?,
+        rotations: RotationBatches::start(writer.clone()),
+        sql: SharedSql { writer, reader },
+    })
 }
 
 /// Rotations that wait for the writer are committed together, in one transaction: with
 /// `synchronous = FULL` every commit is a sync to disk, and one sync for a batch of refreshes
 /// keeps durability cheap. A rotation is answered only once its batch has committed. A batch
 /// that fails is retried one rotation at a time, so each caller gets its own outcome.
-pub struct RotationBatches {
+struct RotationBatches {
     queue: mpsc::UnboundedSender<Waiting>,
 }
 
@@ -118,7 +190,7 @@ impl RotationBatches {
         RotationBatches { queue }
     }
 
-    pub async fn rotate(&self, rotation: Rotation) -> StoreResult<Option<OffsetDateTime>> {
+    async fn rotate(&self, rotation: Rotation) -> StoreResult<Option<OffsetDateTime>> {
         let (done, outcome) = oneshot::channel();
         let stopped = || StoreError::Unavailable("the store is closed".into());
         self.queue.send((rotation, done)).map_err(|_| stopped())?;
@@ -146,7 +218,7 @@ async fn commit_batches(writer: AnyPool, mut waiting: mpsc::UnboundedReceiver<Wa
             // Nothing of the batch was committed: each on its own, with its own outcome.
             Err(_) => {
                 for (rotation, done) in batch {
-                    let outcome = rotate(&writer, DIALECT.rotate_session, &rotation).await;
+                    let outcome = rotate(&writer, ROTATE_SESSION, &rotation).await;
                     metrics::histogram!("tollgate_rotations_per_commit").record(1.0);
                     let _ = done.send(outcome);
                 }
@@ -162,7 +234,7 @@ async fn commit_together(
     let mut transaction = writer.begin().await?;
     let mut stamps = Vec::with_capacity(batch.len());
     for (rotation, _) in batch {
-        stamps.push(rotate(&mut *transaction, DIALECT.rotate_session, rotation).await?);
+        stamps.push(rotate(&mut *transaction, ROTATE_SESSION, rotation).await?);
     }
     transaction.commit().await?;
     Ok(stamps)
@@ -180,7 +252,7 @@ fn with_mode(url: &str, mode: &str) -> String {
 }
 
 /// Read-only connections used synchronously by whichever thread asks; idle ones are kept.
-pub struct DirectReads {
+struct DirectReads {
     path: std::path::PathBuf,
     busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
@@ -188,13 +260,12 @@ pub struct DirectReads {
 }
 
 impl DirectReads {
-    /// The same file as `url`; None if sqlx could not make sense of the URL either.
-    fn new(url: &str, options: &StoreOptions) -> Option<DirectReads> {
-        let path = SqliteConnectOptions::from_str(url)
-            .ok()?
+    /// The same file as `url`.
+    fn new(url: &str, options: &StoreOptions) -> StoreResult<DirectReads> {
+        let path = SqliteConnectOptions::from_str(url)?
             .get_filename()
             .to_path_buf();
-        Some(DirectReads {
+        Ok(DirectReads {
             path,
             busy_timeout: options.timeout,
             idle: Mutex::new(Vec::new()),
@@ -232,7 +303,7 @@ impl DirectReads {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn close(&self) {
+    fn close(&self) {
         self.lock_idle().clear();
     }
 
@@ -266,81 +337,36 @@ impl DirectReads {
         })
     }
 
-    pub fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
-        self.one(FIND_USER, [id.to_string()], user_row)?
+    fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        self.one(find_user_sql(), [id.to_string()], UserRow::from_sqlite)?
             .map(User::try_from)
             .transpose()
     }
 
-    pub fn jobs_of(&self, user_id: Uuid) -> StoreResult<Vec<Job>> {
-        self.all(JOBS_OF, [user_id.to_string()], job_row)?
+    fn jobs_of(&self, user_id: Uuid) -> StoreResult<Vec<Job>> {
+        self.all(jobs_of_sql(), [user_id.to_string()], JobRow::from_sqlite)?
             .into_iter()
             .map(Job::try_from)
             .collect()
     }
 
-    pub fn find_session(&self, id: Uuid) -> StoreResult<Option<Session>> {
-        self.one(FIND_SESSION, [id.to_string()], session_row)?
-            .map(Session::try_from)
-            .transpose()
+    fn find_session(&self, id: Uuid) -> StoreResult<Option<Session>> {
+        self.one(
+            find_session_sql(),
+            [id.to_string()],
+            SessionRow::from_sqlite,
+        )?
+        .map(Session::try_from)
+        .transpose()
     }
 
-    pub fn live_sessions_of(
-        &self,
-        user_id: Uuid,
-        now: OffsetDateTime,
-    ) -> StoreResult<Vec<Session>> {
+    fn live_sessions_of(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<Vec<Session>> {
         let params = rusqlite::params![user_id.to_string(), to_millis(now)];
-        self.all(LIVE_SESSIONS_OF, params, session_row)?
+        self.all(live_sessions_of_sql(), params, SessionRow::from_sqlite)?
             .into_iter()
             .map(Session::try_from)
             .collect()
     }
-}
-
-// Columns in the order of `user_columns!`, `session_columns!` and `JOBS_OF`.
-
-fn user_row(row: &Row<'_>) -> rusqlite::Result<UserRow> {
-    Ok(UserRow {
-        id: row.get(0)?,
-        username: row.get(1)?,
-        email: row.get(2)?,
-        first_name: row.get(3)?,
-        last_name: row.get(4)?,
-        gender: row.get(5)?,
-        phone: row.get(6)?,
-        city: row.get(7)?,
-    })
-}
-
-fn job_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
-    Ok(JobRow {
-        id: row.get(0)?,
-        user_id: row.get(1)?,
-        company_name: row.get(2)?,
-        title: row.get(3)?,
-        first_date: row.get(4)?,
-        last_date: row.get(5)?,
-        skills: row.get(6)?,
-        department: row.get(7)?,
-        ein: row.get(8)?,
-    })
-}
-
-fn session_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
-    Ok(SessionRow {
-        id: row.get(0)?,
-        user_id: row.get(1)?,
-        generation: row.get(2)?,
-        rotated_at: row.get(3)?,
-        created_at: row.get(4)?,
-        last_used_at: row.get(5)?,
-        expires_at: row.get(6)?,
-        revoked_at: row.get(7)?,
-        fingerprint_hash: row.get(8)?,
-        user_agent: row.get(9)?,
-        ip: row.get(10)?,
-    })
 }
 
 #[cfg(test)]
@@ -364,11 +390,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_rotations_share_commits_and_each_gets_its_own_answer() {
-        use crate::store::{Session, SessionLimit, SessionLimitPolicy, Store};
+        use crate::store::{Session, Store};
         let file = std::env::temp_dir().join(format!("tollgate-unit-{}.db", Uuid::new_v4()));
         sqlx::any::install_default_drivers();
         let url = format!("sqlite://{}", file.display());
-        let store = std::sync::Arc::new(
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
             connect(&url, &StoreOptions::default())
                 .await
                 .expect("store"),
@@ -385,10 +411,6 @@ mod tests {
         };
         store.insert_user(&user, "hash").await.expect("user");
         let now = OffsetDateTime::now_utc();
-        let limit = SessionLimit {
-            max_sessions: 1000,
-            policy: SessionLimitPolicy::EvictOldest,
-        };
         let mut ids = Vec::new();
         for _ in 0..64 {
             let session = Session {
@@ -405,7 +427,7 @@ mod tests {
                 ip: None,
             };
             store
-                .create_session(&session, limit, now)
+                .create_session(&session, now, &|_| Vec::new())
                 .await
                 .expect("session");
             ids.push(session.id);

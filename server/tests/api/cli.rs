@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{backend, database_file, decode, fresh_database_url, token, Backend};
-use crate::process::{run_ok, tollgate, Server};
+use crate::common::process::{run_ok, tollgate, Server};
+use crate::common::{backend, database_file, decode, fresh_database_url, token, Backend};
 
 fn with_password(mut command: Command, password: &str) -> std::process::Output {
     let mut child = command
@@ -58,6 +58,8 @@ fn a_flag_wins_over_its_environment_variable() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("\"nonsense\""), "{stderr}");
 }
 
 #[test]

@@ -2,7 +2,7 @@ use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{problem, spawn_app, spawn_app_with, token};
+use crate::common::{problem, spawn_app, spawn_app_with, token};
 
 /// The `tollgate_refresh` value a response sets, and the whole header.
 fn set_cookie(response: &Response) -> (String, String) {
@@ -18,7 +18,7 @@ fn set_cookie(response: &Response) -> (String, String) {
 }
 
 /// What our client sends: a JSON body without the token, the cookie riding along.
-async fn refresh_with_cookie(app: &crate::helpers::TestApp, cookie: &str) -> Response {
+async fn refresh_with_cookie(app: &crate::common::TestApp, cookie: &str) -> Response {
     app.client
         .post(app.url("/api/refresh-token"))
         .header(COOKIE, format!("theme=dark; tollgate_refresh={cookie}"))
@@ -28,7 +28,7 @@ async fn refresh_with_cookie(app: &crate::helpers::TestApp, cookie: &str) -> Res
         .unwrap()
 }
 
-async fn login_with_cookie(app: &crate::helpers::TestApp) -> String {
+async fn login_with_cookie(app: &crate::common::TestApp) -> String {
     let login = app
         .post_json(
             "/api/login",

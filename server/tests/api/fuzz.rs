@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tollgate::config::SigningConfig;
 use tollgate::tokens::{Lifetimes, Tokens};
 
-use crate::helpers::{spawn_app, token, TestApp};
+use crate::common::{spawn_app, token, TestApp};
 
 const SEEDS: &str = include_str!("corpus/tokens.txt");
 

@@ -7,7 +7,7 @@ use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{b64, decode, invalid_token, problem, spawn_app, token, TestApp};
+use crate::common::{b64, decode, invalid_token, problem, spawn_app, token, TestApp};
 
 /// A signed-in app, its real signing key, and a valid access token to start forging from.
 pub struct Forge {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{problem, spawn_app, spawn_app_with, token, TestApp};
-use crate::process::Server;
+use crate::common::process::Server;
+use crate::common::{problem, spawn_app, spawn_app_with, token, TestApp};
 
 async fn login_from(app: &TestApp, forwarded_for: &str, body: Value) -> reqwest::Response {
     app.client
@@ -288,7 +288,7 @@ fn peak_rss_kib(server: &Server) -> u64 {
 
 #[tokio::test]
 async fn two_hundred_concurrent_logins_keep_memory_bounded_and_the_api_answering() {
-    let database = crate::helpers::fresh_database_url().await;
+    let database = crate::common::fresh_database_url().await;
     let server = Server::start_with(&database, "demo", &[]);
     let client = reqwest::Client::new();
     let login = |password: &'static str| {
@@ -358,7 +358,7 @@ async fn two_hundred_concurrent_logins_keep_memory_bounded_and_the_api_answering
 /// stuck behind them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_flood_cannot_build_a_hashing_backlog() {
-    let database = crate::helpers::fresh_database_url().await;
+    let database = crate::common::fresh_database_url().await;
     let server = Server::start_with(&database, "demo", &[]);
     let client = reqwest::Client::new();
     let mut flood = tokio::task::JoinSet::new();

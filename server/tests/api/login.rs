@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{decode, problem, spawn_app, spawn_app_with, token};
+use crate::common::{decode, problem, spawn_app, spawn_app_with, token};
 
 #[tokio::test]
 async fn login_returns_the_user_and_a_token_pair_that_is_never_cached() {

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::helpers::{b64, decode, problem, sid, spawn_app, spawn_app_with, token};
+use crate::common::{b64, decode, problem, sid, spawn_app, spawn_app_with, token};
 
 #[tokio::test]
 async fn refresh_rotates_and_the_new_pair_works() {
@@ -295,11 +295,11 @@ async fn rotated_at_is_the_time_of_the_write() {
     let mut blocker = sqlx::AnyConnection::connect(app.database_url())
         .await
         .unwrap();
-    match crate::helpers::backend() {
-        crate::helpers::Backend::Sqlite => {
+    match crate::common::backend() {
+        crate::common::Backend::Sqlite => {
             blocker.execute("BEGIN IMMEDIATE").await.unwrap();
         }
-        crate::helpers::Backend::Postgres => {
+        crate::common::Backend::Postgres => {
             blocker.execute("BEGIN").await.unwrap();
             blocker
                 .execute(sqlx::AssertSqlSafe(format!(
@@ -328,7 +328,7 @@ async fn rotated_at_is_the_time_of_the_write() {
 /// Only reachable with a validly signed token: one for user1's session that names user2.
 #[tokio::test]
 async fn a_signed_refresh_token_naming_another_subject_is_refused() {
-    let f = crate::hostile::Forge::new().await;
+    let f = super::hostile::Forge::new().await;
     let victim = f.app.login_ok("user1").await;
     let other = f.app.login_ok("user2").await;
     let refresh_token = token(&victim, "refreshToken");

@@ -2,9 +2,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::helpers::{decode, problem, sid, spawn_app, spawn_app_with, token};
+use crate::common::{decode, problem, sid, spawn_app, spawn_app_with, token};
 
-async fn live_sessions(app: &crate::helpers::TestApp, access_token: &str) -> Vec<Value> {
+async fn live_sessions(app: &crate::common::TestApp, access_token: &str) -> Vec<Value> {
     let response = app.get("/api/sessions", access_token).await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
@@ -226,12 +226,8 @@ async fn the_sweep_deletes_expired_and_revoked_sessions_only() {
         user_agent: None,
         ip: None,
     };
-    let limit = tollgate::store::SessionLimit {
-        max_sessions: 100,
-        policy: tollgate::store::SessionLimitPolicy::EvictOldest,
-    };
     app.store
-        .create_session(&expired, limit, expired.created_at)
+        .create_session(&expired, expired.created_at, &|_| Vec::new())
         .await
         .unwrap();
     let later = now + time::Duration::seconds(1);

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{problem, spawn_app, spawn_app_with, token};
+use crate::common::{problem, spawn_app, spawn_app_with, token};
 
 #[tokio::test]
 async fn healthz_answers_once_the_store_does() {
@@ -165,7 +165,7 @@ async fn cors_allows_only_listed_origins_with_credentials() {
 /// short interval it follows sign-ins. Separate processes: each has its own recorder.
 #[tokio::test]
 async fn scrapes_never_query_the_store_and_the_gauge_follows_the_background_task() {
-    use crate::process::Server;
+    use crate::common::process::Server;
     let live_sessions = |text: String| -> f64 {
         text.lines()
             .find_map(|line| line.strip_prefix("tollgate_live_sessions ")?.parse().ok())
@@ -175,7 +175,7 @@ async fn scrapes_never_query_the_store_and_the_gauge_follows_the_background_task
         let url = format!("{}/metrics", server.address);
         async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
     };
-    let database = crate::helpers::fresh_database_url().await;
+    let database = crate::common::fresh_database_url().await;
     let idle = Server::start_with(&database, "demo", &["--sweep-interval", "1h"]);
     // The start's count, before anyone signs in.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
@@ -189,7 +189,7 @@ async fn scrapes_never_query_the_store_and_the_gauge_follows_the_background_task
         assert_eq!(live_sessions(scrape(&idle).await), 0.0);
     }
 
-    let database = crate::helpers::fresh_database_url().await;
+    let database = crate::common::fresh_database_url().await;
     let busy = Server::start_with(&database, "demo", &["--sweep-interval", "1s"]);
     busy.login_ok("user1").await;
     busy.login_ok("user2").await;

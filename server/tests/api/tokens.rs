@@ -3,8 +3,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{decode, invalid_token, problem, spawn_app, spawn_app_with, token};
-use crate::hostile::Forge;
+use super::hostile::Forge;
+use crate::common::{decode, invalid_token, problem, spawn_app, spawn_app_with, token};
 
 #[tokio::test]
 async fn the_access_token_carries_the_designed_header_and_claims() {

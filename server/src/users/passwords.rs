@@ -1,36 +1,16 @@
-//! Users and their passwords (DESIGN §5).
-
-use std::sync::{mpsc, Arc, Mutex};
+//! Argon2id password hashing on a pool of its own threads.
 
 use std::alloc::System;
 use std::cell::RefCell;
+use std::sync::{mpsc, Arc, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version, ARGON2ID_IDENT};
-use time::{Date, Month, OffsetDateTime, Time};
 use tokio::sync::{oneshot, OnceCell};
 use uuid::Uuid;
 
-use crate::store::{Job, Store, StoreError, User};
-
-/// Longer passwords are refused before hashing, so nobody can make the server hash megabytes.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
-
-#[derive(Debug, thiserror::Error)]
-pub enum UserError {
-    #[error("the username {0:?} is taken")]
-    UsernameTaken(String),
-    #[error("{0}")]
-    Invalid(&'static str),
-    #[error("password hashing failed: {0}")]
-    Hashing(String),
-    /// The hashing queue is full: answer at once rather than make the caller wait behind it.
-    #[error("too many passwords waiting to be hashed")]
-    Busy,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+use super::{UserError, MAX_PASSWORD_BYTES};
 
 /// Argon2id hashing on a fixed set of worker threads, one hash per core at a time, so a
 /// login flood queues instead of exhausting memory (each hash takes 19 MiB). Fixed threads
@@ -74,11 +54,13 @@ fn with_memory<T>(params: &Params, work: impl FnOnce(&mut [Block]) -> T) -> T {
 }
 
 fn hash_blocking(password: &[u8]) -> Result<String, UserError> {
-    let failed = |e: &dyn std::fmt::Display| UserError::Hashing(e.to_string());
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| UserError::Hashing(e);
     let params = params();
     let salt = SaltString::generate(&mut OsRng);
     let mut salt_buffer = [0u8; 64];
-    let salt_bytes = salt.decode_b64(&mut salt_buffer).map_err(|e| failed(&e))?;
+    let salt_bytes = salt
+        .decode_b64(&mut salt_buffer)
+        .map_err(|e| failed(e.into()))?;
     let mut output = [0u8; 32];
     with_memory(&params, |blocks| {
         argon2(params.clone()).hash_password_into_with_memory(
@@ -88,13 +70,13 @@ fn hash_blocking(password: &[u8]) -> Result<String, UserError> {
             blocks,
         )
     })
-    .map_err(|e| failed(&e))?;
+    .map_err(|e| failed(e.into()))?;
     let hash = PasswordHash {
         algorithm: ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(&params).map_err(|e| failed(&e))?,
+        params: ParamsString::try_from(&params).map_err(|e| failed(e.into()))?,
         salt: Some(salt.as_salt()),
-        hash: Some(Output::new(&output).map_err(|e| failed(&e))?),
+        hash: Some(Output::new(&output).map_err(|e| failed(e.into()))?),
     };
     Ok(hash.to_string())
 }
@@ -144,7 +126,7 @@ impl Passwords {
                         Err(()) => break,
                     }
                 })
-                .map_err(|e| UserError::Hashing(e.to_string()))?;
+                .map_err(|e| UserError::Hashing(e.into()))?;
         }
         Ok(Passwords {
             jobs: Mutex::new(jobs),
@@ -215,160 +197,4 @@ fn validate_password(password: &str) -> Result<(), UserError> {
         return Err(UserError::Invalid("the password is longer than 1024 bytes"));
     }
     Ok(())
-}
-
-/// The profile of a new user; the id is assigned on creation.
-#[derive(Debug, Clone, Default)]
-pub struct NewUser {
-    pub username: String,
-    pub email: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub gender: String,
-    pub phone: String,
-    pub city: String,
-}
-
-pub async fn create_user(
-    store: &dyn Store,
-    passwords: &Passwords,
-    new: NewUser,
-    password: String,
-) -> Result<User, UserError> {
-    let username = new.username.trim().to_owned();
-    if username.is_empty() || username.len() > 64 || username.chars().any(char::is_control) {
-        return Err(UserError::Invalid(
-            "the username must have 1 to 64 characters, none of them control characters",
-        ));
-    }
-    let hash = passwords.hash(password).await?;
-    let user = User {
-        id: Uuid::new_v4(),
-        username: username.clone(),
-        email: new.email,
-        first_name: new.first_name,
-        last_name: new.last_name,
-        gender: new.gender,
-        phone: new.phone,
-        city: new.city,
-    };
-    match store.insert_user(&user, &hash).await {
-        Err(StoreError::Conflict) => Err(UserError::UsernameTaken(username)),
-        other => other.map(|()| user).map_err(UserError::from),
-    }
-}
-
-/// Sets a new password and signs the user out everywhere. False if there is no such user.
-pub async fn change_password(
-    store: &dyn Store,
-    passwords: &Passwords,
-    username: &str,
-    password: String,
-) -> Result<bool, UserError> {
-    let Some((user, _)) = store.find_user_by_username(username).await? else {
-        return Ok(false);
-    };
-    let hash = passwords.hash(password).await?;
-    Ok(store
-        .set_password(user.id, &hash, OffsetDateTime::now_utc())
-        .await?)
-}
-
-/// Adds the demo users (`user1`…`user3`, password `password`) and their jobs where missing.
-/// Returns how many users were added.
-pub async fn seed_demo(store: &dyn Store, passwords: &Passwords) -> Result<usize, UserError> {
-    const PEOPLE: [(&str, &str, &str, &str, &str, &str); 3] = [
-        (
-            "user1",
-            "Ada",
-            "Lovelace",
-            "female",
-            "+44 20 7946 0101",
-            "London",
-        ),
-        (
-            "user2",
-            "Alan",
-            "Turing",
-            "male",
-            "+44 161 496 0202",
-            "Manchester",
-        ),
-        (
-            "user3",
-            "Grace",
-            "Hopper",
-            "female",
-            "+1 212 555 0303",
-            "New York",
-        ),
-    ];
-    const JOBS: [(&str, &str, &str, &str); 3] = [
-        (
-            "Initech",
-            "Software Engineer",
-            "Platform",
-            "Rust, SQL, Linux",
-        ),
-        (
-            "Globex",
-            "Senior Engineer",
-            "Identity",
-            "OAuth, JWT, Angular",
-        ),
-        (
-            "Umbrella Systems",
-            "Staff Engineer",
-            "Security",
-            "Cryptography, Go, Kubernetes",
-        ),
-    ];
-    let mut added = 0;
-    for (n, (username, first, last, gender, phone, city)) in PEOPLE.into_iter().enumerate() {
-        if store.find_user_by_username(username).await?.is_some() {
-            continue;
-        }
-        let new = NewUser {
-            username: username.into(),
-            email: format!("{username}@example.com"),
-            first_name: first.into(),
-            last_name: last.into(),
-            gender: gender.into(),
-            phone: phone.into(),
-            city: city.into(),
-        };
-        let user = match create_user(store, passwords, new, "password".into()).await {
-            // Another instance seeded it first.
-            Err(UserError::UsernameTaken(_)) => continue,
-            other => other?,
-        };
-        for (j, (company, title, department, skills)) in JOBS.into_iter().enumerate() {
-            let start_year = 2012 + (n * 3 + j * 4) as i32;
-            let job = Job {
-                id: Uuid::new_v4(),
-                user_id: user.id,
-                company_name: company.into(),
-                title: title.into(),
-                first_date: january_first(start_year),
-                last_date: january_first(start_year + 3),
-                skills: skills.into(),
-                department: department.into(),
-                ein: format!(
-                    "{:02}-{:07}",
-                    10 + n * 11 + j,
-                    1_234_567 + n * 1000 + j * 17
-                ),
-            };
-            store.insert_job(&job).await?;
-        }
-        added += 1;
-    }
-    Ok(added)
-}
-
-fn january_first(year: i32) -> OffsetDateTime {
-    Date::from_calendar_date(year, Month::January, 1)
-        .unwrap_or(Date::MIN)
-        .with_time(Time::MIDNIGHT)
-        .assume_utc()
 }

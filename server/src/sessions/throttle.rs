@@ -12,6 +12,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use time::OffsetDateTime;
 
+use super::fingerprint_hash;
 use crate::config::LoginRate;
 use crate::store::{duration_millis, to_millis, Store, StoreError};
 
@@ -27,6 +28,7 @@ pub struct LoginLimiter {
     interval: Duration,
     tolerance: Duration,
     counts: Counts,
+    store: Arc<dyn Store>,
 }
 
 enum Counts {
@@ -37,7 +39,6 @@ enum Counts {
     /// Counted in the store; refusals are remembered here until they expire, so that an
     /// attempt already known to be over the limit costs the database nothing.
     Shared {
-        store: Arc<dyn Store>,
         refused: Memory,
     },
 }
@@ -54,7 +55,6 @@ impl LoginLimiter {
     pub fn new(rate: LoginRate, store: Arc<dyn Store>) -> LoginLimiter {
         let counts = if store.is_shared() {
             Counts::Shared {
-                store,
                 refused: Memory::new(MAX_TRACKED_KEYS),
             }
         } else {
@@ -70,19 +70,33 @@ impl LoginLimiter {
             interval,
             tolerance: interval * rate.attempts.get(),
             counts,
+            store,
         }
     }
 
-    /// Counts one attempt from `ip`'s network; `Some` holds how long to wait.
-    pub async fn check_ip(&self, ip: IpAddr) -> Result<Option<Duration>, StoreError> {
-        self.take(Kind::Network, format!("ip:{}", client_network(ip)))
-            .await
-    }
-
-    /// Counts one attempt at `username`; `Some` holds how long to wait.
-    pub async fn check_username(&self, username: &str) -> Result<Option<Duration>, StoreError> {
-        self.take(Kind::Username, format!("user:{}", username.to_lowercase()))
-            .await
+    /// Counts one sign-in attempt from `ip` at `username`; `Some` holds how long to wait.
+    /// The client's network is counted first, so that a refused flood costs no lookup.
+    pub async fn check(
+        &self,
+        ip: IpAddr,
+        username: &str,
+        fingerprint: Option<&str>,
+    ) -> Result<Option<Duration>, StoreError> {
+        if let Some(wait) = self.take(Kind::Network, network_budget(ip)).await? {
+            return Ok(Some(wait));
+        }
+        let known_device = match fingerprint {
+            Some(fingerprint) => {
+                self.store
+                    .has_device(username, &fingerprint_hash(fingerprint))
+                    .await?
+            }
+            None => false,
+        };
+        match username_budget(username, known_device) {
+            Some(budget) => self.take(Kind::Username, budget).await,
+            None => Ok(None),
+        }
     }
 
     async fn take(&self, kind: Kind, key: String) -> Result<Option<Duration>, StoreError> {
@@ -98,11 +112,12 @@ impl LoginLimiter {
                 };
                 Ok(memory.take(key, now, self.interval, self.tolerance))
             }
-            Counts::Shared { store, refused } => {
+            Counts::Shared { refused } => {
                 if let Some(wait) = refused.still_refused(&key, now) {
                     return Ok(Some(wait));
                 }
-                let wait = store
+                let wait = self
+                    .store
                     .take_rate_token(&key, now, self.interval, self.tolerance)
                     .await?;
                 if let Some(wait) = wait {
@@ -124,13 +139,25 @@ impl LoginLimiter {
                 networks.forget_recovered(to_millis(now));
                 usernames.forget_recovered(to_millis(now));
             }
-            Counts::Shared { store, refused } => {
+            Counts::Shared { refused } => {
                 refused.forget_recovered(to_millis(now));
-                store.forget_recovered_rate_limits(now).await?;
+                self.store.forget_recovered_rate_limits(now).await?;
             }
         }
         Ok(())
     }
+}
+
+/// The budget every attempt from `ip` counts against: its client's network.
+fn network_budget(ip: IpAddr) -> String {
+    format!("ip:{}", client_network(ip))
+}
+
+/// The budget of attempts at `username`, unless the attempt comes from a device that has
+/// signed in as that user before: a flood of guesses at a username must not lock its owner
+/// out. Usernames are counted without regard to case.
+fn username_budget(username: &str, known_device: bool) -> Option<String> {
+    (!known_device).then(|| format!("user:{}", username.to_lowercase()))
 }
 
 /// The unit a client is counted by: its IPv4 address, or its IPv6 /64.
@@ -261,6 +288,21 @@ mod tests {
         assert_ne!(client_network(v4), client_network(neighbour));
         let mapped: IpAddr = "::ffff:198.51.100.7".parse().expect("ip");
         assert_eq!(client_network(mapped), client_network(v4));
+    }
+
+    #[test]
+    fn a_known_device_skips_the_username_budget_but_never_its_network_budget() {
+        assert_eq!(
+            username_budget("Alice", false).as_deref(),
+            Some("user:alice")
+        );
+        assert_eq!(
+            username_budget("ALICE", false),
+            username_budget("alice", false)
+        );
+        assert_eq!(username_budget("alice", true), None);
+        let ip: IpAddr = "2001:db8::1".parse().expect("ip");
+        assert_eq!(network_budget(ip), "ip:2001:db8::/64");
     }
 
     #[test]

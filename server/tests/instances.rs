@@ -1,12 +1,8 @@
-//! Several `tollgate serve` processes sharing one PostgreSQL (DESIGN §7). Needs
+//! Several `tollgate serve` processes sharing one PostgreSQL (docs/api.md, "Several instances"). Needs
 //! `TOLLGATE_TEST_DATABASE_URL`; without it these tests fail rather than skip.
 #![allow(clippy::unwrap_used)]
 
-#[path = "../api/helpers.rs"]
-mod helpers;
-#[path = "../api/process.rs"]
-mod process;
-mod proxy;
+pub mod common;
 
 use std::time::{Duration, Instant};
 
@@ -14,11 +10,11 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tollgate::store::{Store, StoreOptions};
 
-use helpers::{
+use common::process::{run_ok, Server};
+use common::proxy::Proxy;
+use common::{
     decode, fresh_postgres_database, postgres_admin_url, problem, sid, spawn_app_on, token,
 };
-use process::{run_ok, Server};
-use proxy::Proxy;
 
 /// Three instances on a new database; the first seeds the demo users.
 async fn three_instances(extra: &[&str]) -> (String, Vec<Server>) {
@@ -377,7 +373,8 @@ async fn a_lost_database_gives_fast_503s_and_service_returns_without_a_restart()
 /// The same race without password hashing in between, so transactions really overlap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_parallel_session_creations_from_three_pools_keep_the_limit_exact() {
-    use tollgate::store::{Session, SessionLimit, SessionLimitPolicy};
+    use tollgate::sessions::{SessionLimit, SessionLimitPolicy};
+    use tollgate::store::Session;
     let database = fresh_postgres_database().await;
     let stores = [
         store(&database).await,
@@ -416,7 +413,8 @@ async fn sixty_parallel_session_creations_from_three_pools_keep_the_limit_exact(
                 user_agent: None,
                 ip: None,
             };
-            store.create_session(&session, limit, now).await.unwrap();
+            let evict = |live: &[Session]| limit.sessions_to_revoke(live);
+            store.create_session(&session, now, &evict).await.unwrap();
         });
     }
     while let Some(done) = creations.join_next().await {

@@ -1,7 +1,10 @@
-//! A real Tollgate on a random port with its own fresh database, and an HTTP client.
+//! Helpers shared by the test binaries: a real Tollgate on a random port with its own fresh
+//! database, an HTTP client, `tollgate` processes, and a proxy that can cut connections.
 //! `TOLLGATE_TEST_BACKEND=postgres` runs the suite on PostgreSQL (a new database per test on
 //! the server named by `TOLLGATE_TEST_DATABASE_URL`); SQLite files are the default.
-#![allow(dead_code)] // shared by several test binaries, each using a part
+
+pub mod process;
+pub mod proxy;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,15 +1,24 @@
-//! Sign-in, refresh rotation with reuse detection, and sign-out (DESIGN §4).
+//! Sign-in, refresh rotation with reuse detection, and sign-out (docs/api.md, "Sessions").
+//! The rules are plain functions (`refresh::decide`, `SessionLimit::sessions_to_revoke`, the
+//! sign-in budgets in `throttle`); `Sessions` and `LoginLimiter` run them against the store.
+
+mod limit;
+mod refresh;
+mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::store::{Session, SessionLimit, Store, StoreError, User};
+use crate::store::{Session, Store, StoreError, User};
 use crate::tokens::{TokenError, Tokens};
 use crate::users::{Passwords, UserError, MAX_PASSWORD_BYTES};
+use refresh::RefreshDecision;
+
+pub use limit::{SessionLimit, SessionLimitPolicy};
+pub use throttle::LoginLimiter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -142,9 +151,10 @@ impl Sessions {
             user_agent: device.user_agent.map(|ua| truncate(ua, 512)),
             ip: device.ip,
         };
+        let limit = self.policy.limit;
         let evicted = self
             .store
-            .create_session(&session, self.policy.limit, now)
+            .create_session(&session, now, &|live| limit.sessions_to_revoke(live))
             .await?;
         if evicted > 0 {
             tracing::info!(user = %user.id, evicted, "session limit reached; older sessions revoked");
@@ -153,26 +163,27 @@ impl Sessions {
         Ok((user, pair))
     }
 
-    /// Whether this device (by fingerprint) has had a session of `username` that is not yet swept.
-    pub async fn is_known_device(
-        &self,
-        username: &str,
-        fingerprint: &str,
-    ) -> Result<bool, AuthError> {
-        Ok(self
-            .store
-            .has_device(username, &fingerprint_hash(fingerprint))
-            .await?)
-    }
-
-    /// Verifies a refresh token and rotates its session (DESIGN §4, steps 1–6).
+    /// Verifies a refresh token and rotates its session (`refresh::decide` says how).
     pub async fn refresh(
         &self,
         token: &str,
         fingerprint: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<(TokenPair, RefreshKind), AuthError> {
-        let deny = |reason| AuthError::RefreshDenied(reason);
+        let refreshed = self.try_refresh(token, fingerprint, now).await;
+        if let Err(AuthError::RefreshDenied(reason)) = &refreshed {
+            tracing::info!(%reason, "refresh refused");
+        }
+        refreshed
+    }
+
+    async fn try_refresh(
+        &self,
+        token: &str,
+        fingerprint: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(TokenPair, RefreshKind), AuthError> {
+        let deny = AuthError::RefreshDenied;
         let claims = self
             .tokens
             .verify_refresh(token)
@@ -194,30 +205,16 @@ impl Sessions {
                 .store
                 .find_session(claims.sid)
                 .await?
-                .filter(|session| session.user_id == claims.sub)
                 .ok_or(deny(DenyReason::UnknownSession))?;
-            if !session.is_live(now) {
-                return Err(deny(DenyReason::SessionEnded));
-            }
-            if let Some(expected) = &session.fingerprint_hash {
-                let given = fingerprint.map(fingerprint_hash).unwrap_or_default();
-                if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-                    return Err(deny(DenyReason::FingerprintMismatch));
-                }
-            }
-            if claims.gen > session.generation {
-                // Issued by a store that has since been rolled back (a restored backup): the
-                // holder did nothing wrong, so the session is kept for a new sign-in.
-                tracing::warn!(session = %session.id, "refresh token newer than the store; refused, session kept");
-                return Err(deny(DenyReason::AheadOfStore));
-            }
-            if claims.gen == session.generation {
-                let expires_at = self.next_expiry(&session, now);
-                let rotated_at = self
-                    .store
-                    .rotate_session(session.id, session.generation, expires_at)
-                    .await?;
-                if let Some(rotated_at) = rotated_at {
+            match refresh::decide(&claims, &session, fingerprint, now, &self.policy) {
+                RefreshDecision::Rotate { expires_at } => {
+                    let rotated_at = self
+                        .store
+                        .rotate_session(session.id, session.generation, expires_at)
+                        .await?;
+                    let Some(rotated_at) = rotated_at else {
+                        continue;
+                    };
                     let rotated = Session {
                         generation: session.generation + 1,
                         rotated_at: Some(rotated_at),
@@ -226,17 +223,21 @@ impl Sessions {
                     };
                     return Ok((self.issue_pair(&user, &rotated, now)?, RefreshKind::Rotated));
                 }
-                continue;
+                RefreshDecision::ReissueCurrent => {
+                    return Ok((self.issue_pair(&user, &session, now)?, RefreshKind::Grace));
+                }
+                RefreshDecision::Deny(reason) => {
+                    if reason == DenyReason::AheadOfStore {
+                        tracing::warn!(session = %session.id, "refresh token newer than the store; refused, session kept");
+                    }
+                    return Err(deny(reason));
+                }
+                RefreshDecision::RevokeForReuse => {
+                    self.store.revoke_session(session.id, None, now).await?;
+                    tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reused; session revoked");
+                    return Err(deny(DenyReason::Reused));
+                }
             }
-            let within_grace = session
-                .rotated_at
-                .is_some_and(|rotated_at| now - rotated_at < self.policy.reuse_grace);
-            if claims.gen + 1 == session.generation && within_grace {
-                return Ok((self.issue_pair(&user, &session, now)?, RefreshKind::Grace));
-            }
-            self.store.revoke_session(session.id, None, now).await?;
-            tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reused; session revoked");
-            return Err(deny(DenyReason::Reused));
         }
         Err(deny(DenyReason::SessionEnded))
     }
@@ -279,11 +280,6 @@ impl Sessions {
     /// Deletes expired and revoked sessions.
     pub async fn sweep(&self, now: OffsetDateTime) -> Result<u64, AuthError> {
         Ok(self.store.delete_dead_sessions(now).await?)
-    }
-
-    /// Idle expiry from now, never past the absolute expiry from login.
-    fn next_expiry(&self, session: &Session, now: OffsetDateTime) -> OffsetDateTime {
-        (now + self.policy.refresh_ttl).min(session.created_at + self.policy.max_age)
     }
 
     fn issue_pair(

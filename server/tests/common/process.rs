@@ -1,5 +1,4 @@
 //! `tollgate` as a separate process, the way users run it.
-#![allow(dead_code)] // shared by several test binaries, each using a part
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -1,0 +1,17 @@
+//! Integration tests over real HTTP. One binary, so it links once.
+#![allow(clippy::unwrap_used)]
+
+pub mod common;
+
+mod api {
+    mod cli;
+    mod cookies;
+    mod fuzz;
+    mod hostile;
+    mod limits;
+    mod login;
+    mod refresh;
+    mod sessions;
+    mod system;
+    mod tokens;
+}
