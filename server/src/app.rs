@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::http::{self, AppState};
-use crate::sessions::{LoginLimiter, SessionPolicy, Sessions};
+use crate::sessions::{AuthError, LoginLimiter, SessionPolicy, Sessions};
 use crate::store::{self, Store, StoreError};
 use crate::tokens::{Lifetimes, TokenError, Tokens};
 use crate::users::{Passwords, UserError};
@@ -35,6 +35,8 @@ pub enum StartError {
     Keys(#[from] TokenError),
     #[error("cannot prepare password hashing")]
     Passwords(#[from] UserError),
+    #[error("cannot read the revoked sessions")]
+    Revocations(#[source] AuthError),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -81,7 +83,13 @@ impl Application {
             tokens.clone(),
             passwords,
             policy,
+            config.access_ttl,
         ));
+        // A restarted instance must refuse what was revoked before it started.
+        sessions
+            .catch_up_revocations()
+            .await
+            .map_err(StartError::Revocations)?;
         let login_limiter = config
             .login_rate
             .map(|rate| Arc::new(LoginLimiter::new(rate, store.clone())));
@@ -117,6 +125,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let Application { listener, state } = self;
         let maintenance = tokio::spawn(maintain(state.clone()));
+        let follower = tokio::spawn(follow_revocations(state.clone()));
         let upkeep = tokio::spawn(metrics_upkeep(
             state.metrics.clone(),
             METRICS_UPKEEP_INTERVAL,
@@ -125,6 +134,7 @@ impl Application {
         let timeout = state.config.request_timeout;
         serve(listener, http::router(state), timeout, shutdown).await;
         maintenance.abort();
+        follower.abort();
         upkeep.abort();
         store.close().await;
         Ok(())
@@ -210,6 +220,26 @@ async fn maintain(state: AppState) {
         match state.store.count_live_sessions(now).await {
             Ok(live) => metrics::gauge!("tollgate_live_sessions").set(live as f64),
             Err(error) => tracing::warn!(error = &error as &dyn Error, "live session count failed"),
+        }
+    }
+}
+
+/// Reads revocations made by other instances and by the command line as the store signals
+/// them (PostgreSQL), or every `revocation_poll` at the latest.
+async fn follow_revocations(state: AppState) {
+    loop {
+        state
+            .store
+            .revocations_changed(state.config.revocation_poll)
+            .await;
+        if let Err(error) = state.sessions.catch_up_revocations().await {
+            tracing::warn!(
+                error = &error as &dyn Error,
+                "revocations not read; retrying"
+            );
+        }
+        if let Some(staleness) = state.sessions.revocations_staleness() {
+            metrics::gauge!("tollgate_revocations_staleness_seconds").set(staleness.as_secs_f64());
         }
     }
 }

@@ -82,9 +82,19 @@ pub struct ServerArgs {
     #[arg(long, env = "TOLLGATE_SWEEP_INTERVAL", default_value = "30s",
         value_parser = duration(MIN_SWEEP_INTERVAL, MAX_SWEEP_INTERVAL))]
     pub sweep_interval: Duration,
+    /// How often revocations made elsewhere (other instances, the command line) are read at
+    /// the latest; on PostgreSQL they are also read as soon as they are notified.
+    #[arg(long, env = "TOLLGATE_REVOCATION_POLL", default_value = "1s",
+        value_parser = duration(MIN_REVOCATION_POLL, MAX_REVOCATION_POLL))]
+    pub revocation_poll: Duration,
     /// Sign-in attempts allowed per client IP and per username, as `N/PERIOD`, or `off`.
     #[arg(long, env = "TOLLGATE_LOGIN_RATE", default_value = "10/1m", value_parser = login_rate)]
     pub login_rate: LoginRateSetting,
+    /// Comma-separated secrets (each at least 32 bytes) that resource servers send as
+    /// `Authorization: Bearer` to `POST /api/introspect`; none: the endpoint answers 404.
+    #[arg(long, env = "TOLLGATE_INTROSPECTION_SECRETS", default_value = "",
+        value_parser = secrets, hide_env_values = true, hide_default_value = true)]
+    pub introspection_secrets: Secrets,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -241,6 +251,9 @@ pub struct Origins(pub Vec<HeaderValue>);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Proxies(pub Vec<IpNet>);
 
+#[derive(Debug, Clone, Default)]
+pub struct Secrets(pub Vec<Secret>);
+
 #[derive(Debug, Clone)]
 pub struct SigningConfig {
     pub algorithm: Algorithm,
@@ -266,6 +279,8 @@ pub struct Config {
     pub request_timeout: Duration,
     pub sweep_interval: Duration,
     pub login_rate: Option<LoginRate>,
+    pub introspection_secrets: Vec<Secret>,
+    pub revocation_poll: Duration,
 }
 
 impl Config {
@@ -292,6 +307,8 @@ impl Config {
             request_timeout: args.request_timeout,
             sweep_interval: args.sweep_interval,
             login_rate: args.login_rate.0,
+            introspection_secrets: args.introspection_secrets.0.clone(),
+            revocation_poll: args.revocation_poll,
         })
     }
 }
@@ -359,6 +376,8 @@ const POSITIVE: Duration = Duration::from_nanos(1);
 // database timeout that rounds to "no timeout".
 pub const MIN_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 pub const MIN_DB_TIMEOUT: Duration = Duration::from_millis(1);
+pub const MIN_REVOCATION_POLL: Duration = Duration::from_millis(100);
+pub const MAX_REVOCATION_POLL: Duration = Duration::from_secs(3600);
 
 // The parsers. Each error names the value; `setting_error` adds the setting.
 
@@ -506,6 +525,20 @@ fn proxies(value: &str) -> Result<Proxies, String> {
         .map(Proxies)
 }
 
+/// Never names the value: these are secrets.
+fn secrets(value: &str) -> Result<Secrets, String> {
+    entries(value)
+        .map(|secret| {
+            if secret.len() >= 32 {
+                Ok(Secret(secret.to_owned()))
+            } else {
+                Err("each secret must be at least 32 bytes".to_owned())
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map(Secrets)
+}
+
 fn login_rate(value: &str) -> Result<LoginRateSetting, String> {
     if value == "off" {
         return Ok(LoginRateSetting(None));
@@ -598,6 +631,10 @@ mod tests {
                 &["--sqlite-synchronous", "off"],
                 "TOLLGATE_SQLITE_SYNCHRONOUS",
             ),
+            (
+                &["--introspection-secrets", "short"],
+                "TOLLGATE_INTROSPECTION_SECRETS",
+            ),
         ] {
             let error = config(flags).expect_err(variable);
             assert_eq!(error.variable, variable, "{flags:?}");
@@ -618,6 +655,7 @@ mod tests {
             ("--request-timeout", "TOLLGATE_REQUEST_TIMEOUT", "1h"),
             ("--sweep-interval", "TOLLGATE_SWEEP_INTERVAL", "1day"),
             ("--db-timeout", "TOLLGATE_DB_TIMEOUT", "10m"),
+            ("--revocation-poll", "TOLLGATE_REVOCATION_POLL", "1h"),
         ] {
             config(&[flag, max]).unwrap_or_else(|e| panic!("{flag} {max}: {e}"));
             let over = format!("{max} 1s");

@@ -11,6 +11,7 @@ mod api {
     mod limits;
     mod login;
     mod refresh;
+    mod revocation;
     mod sessions;
     mod system;
     mod tokens;

@@ -228,11 +228,11 @@ async fn sweeping_on_every_instance_at_once_conflicts_with_nothing() {
         .await
         .unwrap()
         .is_empty());
+    // Revoked sessions stay for the revocation feed until their access tokens are dead.
+    let now = time::OffsetDateTime::now_utc();
+    let tokens_dead = now - time::Duration::minutes(16);
     assert_eq!(
-        store
-            .delete_dead_sessions(time::OffsetDateTime::now_utc())
-            .await
-            .unwrap(),
+        store.delete_dead_sessions(now, tokens_dead).await.unwrap(),
         0,
         "already swept"
     );
@@ -439,7 +439,9 @@ async fn rotating_the_key_signs_nobody_out_across_instances() {
         Server::start_with(&database, "serve", &["--sweep-interval", "1s"]),
         Server::start_with(&database, "serve", &[]),
     ];
-    let before = servers[0].login_ok("user1").await;
+    // Another user than the one signing in below: user1's many sign-ins revoke its older
+    // sessions (the session limit), and with them their access tokens.
+    let before = servers[0].login_ok("user2").await;
     run_ok(&["keys", "rotate", "--activate-after", "3s"], &database);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut kids =
@@ -491,4 +493,49 @@ async fn the_login_limit_is_one_budget_across_instances() {
         assert!(limited.headers().contains_key("retry-after"));
         problem(limited, StatusCode::TOO_MANY_REQUESTS).await;
     }
+}
+
+/// With polling an hour apart, only PostgreSQL's notices can carry a revocation to the other
+/// instances in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_notices_reach_every_instance_within_two_seconds() {
+    let (_, servers) = three_instances(&["--revocation-poll", "1h"]).await;
+    let client = reqwest::Client::new();
+    let mut delays = Vec::new();
+    for round in 0..6 {
+        let signed_in = servers[round % 3].login_ok("user1").await;
+        let access = token(&signed_in, "accessToken");
+        let body = json!({ "refreshToken": token(&signed_in, "refreshToken") });
+        let logout = client
+            .post(format!("{}/api/logout", servers[round % 3].address))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+        let started = Instant::now();
+        for server in &servers {
+            loop {
+                let me = client
+                    .get(format!("{}/api/current-user", server.address))
+                    .bearer_auth(&access)
+                    .send()
+                    .await
+                    .unwrap();
+                if me.status() == StatusCode::UNAUTHORIZED {
+                    break;
+                }
+                assert_eq!(me.status(), StatusCode::OK);
+                // The contract's 2 s, and one more for a loaded test machine.
+                assert!(
+                    started.elapsed() < Duration::from_secs(3),
+                    "accepted {:?} after the revocation",
+                    started.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        delays.push(started.elapsed());
+    }
+    eprintln!("every instance refused within {delays:?}");
 }

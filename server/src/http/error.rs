@@ -2,7 +2,7 @@
 //! middleware return an `ApiError`. Internal detail is logged once, with its whole chain of
 //! causes, and never sent.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{FormRejection, JsonRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -219,6 +219,22 @@ impl From<AuthError> for ApiError {
             AuthError::Store(error) => error.into(),
             AuthError::User(error) => error.into(),
             AuthError::Token(error) => error.into(),
+        }
+    }
+}
+
+impl From<FormRejection> for ApiError {
+    fn from(rejection: FormRejection) -> Self {
+        match rejection {
+            FormRejection::InvalidFormContentType(_) => ApiError::UnsupportedMediaType(
+                "Expected a body with Content-Type: application/x-www-form-urlencoded.".into(),
+            ),
+            FormRejection::FailedToDeserializeFormBody(error) => ApiError::BadRequest(format!(
+                "The form does not have the expected fields: {}",
+                error.body_text()
+            )),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            _ => ApiError::BadRequest("The body could not be read.".into()),
         }
     }
 }

@@ -22,6 +22,11 @@ use crate::tokens::{AccessClaims, TokenError};
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
+/// `axum::Form` (`application/x-www-form-urlencoded`) whose rejections are problem+json.
+#[derive(FromRequest)]
+#[from_request(via(axum::Form), rejection(ApiError))]
+pub struct ApiForm<T>(pub T);
+
 /// A JSON body that may be absent altogether: an empty body is `None`.
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -73,11 +78,10 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers)?;
-        state
+        let claims = state
             .tokens
             .verify_access(token)
             .await
-            .map(AuthUser)
             .map_err(|error| match error {
                 TokenError::KeysUnavailable => ApiError::unavailable(error),
                 error => {
@@ -87,7 +91,12 @@ impl FromRequestParts<AppState> for AuthUser {
                     );
                     ApiError::Unauthorized { token_sent: true }
                 }
-            })
+            })?;
+        if state.sessions.is_revoked(claims.sid) {
+            tracing::debug!(session = %claims.sid, "access token of a revoked session refused");
+            return Err(ApiError::Unauthorized { token_sent: true });
+        }
+        Ok(AuthUser(claims))
     }
 }
 

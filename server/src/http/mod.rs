@@ -4,6 +4,7 @@ mod account;
 mod auth;
 mod error;
 mod extract;
+mod revocation;
 mod system;
 mod views;
 
@@ -116,6 +117,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::router())
         .merge(account::router())
+        .merge(revocation::router())
         .merge(system::router())
         .fallback(spa_or_not_found)
         .layer(middleware)

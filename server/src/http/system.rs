@@ -11,7 +11,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ApiError, Problem};
-use super::{account, auth, AppState};
+use super::{account, auth, revocation, AppState};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         auth::login, auth::refresh, auth::logout,
         account::current_user, account::job_list, account::list_sessions,
         account::revoke_session, account::revoke_all_sessions,
+        revocation::revocations, revocation::revoke, revocation::introspect,
         healthz, jwks,
     ),
     components(schemas(Problem)),
@@ -43,6 +44,11 @@ impl Modify for BearerAuth {
         let mut bearer = Http::new(HttpAuthScheme::Bearer);
         bearer.bearer_format = Some("JWT".into());
         components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        // Resource servers introspect with a shared secret, as a bearer token.
+        components.add_security_scheme(
+            "introspection",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod limit;
 mod refresh;
+mod revocations;
 mod throttle;
 
 use std::sync::Arc;
@@ -12,12 +13,14 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::store::{Session, Store, StoreError, User};
+use crate::store::{RevocationCursor, Session, Store, StoreError, User};
 use crate::tokens::{TokenError, Tokens};
 use crate::users::{Passwords, UserError, MAX_PASSWORD_BYTES};
 use refresh::RefreshDecision;
 
 pub use limit::{SessionLimit, SessionLimitPolicy};
+use revocations::{revocation_page, Revocations};
+pub use revocations::{RevocationPage, FEED_PAGE};
 pub use throttle::LoginLimiter;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +79,28 @@ pub enum RefreshKind {
     Grace,
 }
 
+/// The two kinds of token, as RFC 7009 and RFC 7662 name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+/// An active token, as introspection describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Introspection {
+    pub kind: TokenKind,
+    pub sub: Uuid,
+    pub sid: Uuid,
+    /// Access tokens only.
+    pub username: Option<String>,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+    pub jti: Uuid,
+}
+
 /// Where a sign-in comes from.
 #[derive(Debug, Clone, Default)]
 pub struct Device {
@@ -98,6 +123,7 @@ pub struct Sessions {
     tokens: Arc<Tokens>,
     passwords: Arc<Passwords>,
     policy: SessionPolicy,
+    revocations: Revocations,
 }
 
 impl Sessions {
@@ -106,12 +132,54 @@ impl Sessions {
         tokens: Arc<Tokens>,
         passwords: Arc<Passwords>,
         policy: SessionPolicy,
+        access_lifetime: Duration,
     ) -> Self {
         Sessions {
             store,
             tokens,
             passwords,
             policy,
+            revocations: Revocations::new(access_lifetime),
+        }
+    }
+
+    /// Whether session `sid` was revoked while its access tokens may still be valid.
+    pub fn is_revoked(&self, sid: Uuid) -> bool {
+        self.revocations.is_revoked(sid)
+    }
+
+    /// Reads revocations made elsewhere (other instances, the command line).
+    pub async fn catch_up_revocations(&self) -> Result<(), AuthError> {
+        Ok(self.revocations.catch_up(self.store.as_ref()).await?)
+    }
+
+    /// How long ago every revocation in the store was last read; None before the first time.
+    pub fn revocations_staleness(&self) -> Option<Duration> {
+        self.revocations.staleness()
+    }
+
+    /// One page of the revocation feed after `after`.
+    pub async fn revocation_feed(
+        &self,
+        after: Option<RevocationCursor>,
+        now: OffsetDateTime,
+    ) -> Result<RevocationPage, AuthError> {
+        let keep_for = self.revocations.keep_for();
+        Ok(revocation_page(self.store.as_ref(), after, now, keep_for).await?)
+    }
+
+    /// After this instance revoked sessions (`known`, and maybe others by user): they are
+    /// refused from the next request on. A failure to read them back is only logged: the
+    /// background follower reads them within a second.
+    async fn revoked(&self, known: Option<Uuid>, now: OffsetDateTime) {
+        if let Some(sid) = known {
+            self.revocations.insert(sid, now);
+        }
+        if let Err(error) = self.revocations.catch_up(self.store.as_ref()).await {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "revocations not read back; the follower will"
+            );
         }
     }
 
@@ -158,6 +226,7 @@ impl Sessions {
             .await?;
         if evicted > 0 {
             tracing::info!(user = %user.id, evicted, "session limit reached; older sessions revoked");
+            self.revoked(None, now).await;
         }
         let pair = self.issue_pair(&user, &session, now)?;
         Ok((user, pair))
@@ -234,6 +303,7 @@ impl Sessions {
                 }
                 RefreshDecision::RevokeForReuse => {
                     self.store.revoke_session(session.id, None, now).await?;
+                    self.revoked(Some(session.id), now).await;
                     tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reused; session revoked");
                     return Err(deny(DenyReason::Reused));
                 }
@@ -245,9 +315,105 @@ impl Sessions {
     /// Revokes the session named by a refresh token. Unknown or invalid tokens change nothing.
     pub async fn logout(&self, token: &str, now: OffsetDateTime) -> Result<(), AuthError> {
         if let Ok(claims) = self.tokens.verify_refresh(token).await {
-            self.store
-                .revoke_session(claims.sid, Some(claims.sub), now)
-                .await?;
+            self.end_session(claims.sid, claims.sub, now).await?;
+        }
+        Ok(())
+    }
+
+    /// RFC 7009: revokes the session of a refresh or access token (`hint` says which to try
+    /// first). Invalid, expired and unknown tokens change nothing.
+    pub async fn revoke_token(
+        &self,
+        token: &str,
+        hint: Option<TokenKind>,
+        now: OffsetDateTime,
+    ) -> Result<(), AuthError> {
+        let order = match hint {
+            Some(TokenKind::Access) => [TokenKind::Access, TokenKind::Refresh],
+            _ => [TokenKind::Refresh, TokenKind::Access],
+        };
+        for kind in order {
+            let named = match kind {
+                TokenKind::Refresh => self
+                    .tokens
+                    .verify_refresh(token)
+                    .await
+                    .map(|claims| (claims.sid, claims.sub)),
+                TokenKind::Access => self
+                    .tokens
+                    .verify_access(token)
+                    .await
+                    .map(|claims| (claims.sid, claims.sub)),
+            };
+            match named {
+                Ok((sid, sub)) => return self.end_session(sid, sub, now).await,
+                Err(TokenError::KeysUnavailable) => return Err(TokenError::KeysUnavailable.into()),
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// RFC 7662: what a token says, if it is active now: an access token until it expires
+    /// unless its session was revoked; a refresh token while it is its session's current one.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Introspection>, AuthError> {
+        match self.tokens.verify_access(token).await {
+            Ok(claims) if !self.is_revoked(claims.sid) => {
+                return Ok(Some(Introspection {
+                    kind: TokenKind::Access,
+                    sub: claims.sub,
+                    sid: claims.sid,
+                    username: Some(claims.user.username.clone()),
+                    iat: claims.iat,
+                    exp: claims.exp,
+                    iss: claims.iss.clone(),
+                    aud: claims.aud.clone(),
+                    jti: claims.jti,
+                }))
+            }
+            Err(TokenError::KeysUnavailable) => return Err(TokenError::KeysUnavailable.into()),
+            _ => {}
+        }
+        let claims = match self.tokens.verify_refresh(token).await {
+            Ok(claims) => claims,
+            Err(TokenError::KeysUnavailable) => return Err(TokenError::KeysUnavailable.into()),
+            Err(_) => return Ok(None),
+        };
+        let current = self
+            .store
+            .find_session(claims.sid)
+            .await?
+            .is_some_and(|session| {
+                session.user_id == claims.sub
+                    && session.is_live(now)
+                    && session.generation == claims.gen
+            });
+        Ok(current.then_some(Introspection {
+            kind: TokenKind::Refresh,
+            sub: claims.sub,
+            sid: claims.sid,
+            username: None,
+            iat: claims.iat,
+            exp: claims.exp,
+            iss: claims.iss,
+            aud: claims.aud,
+            jti: claims.jti,
+        }))
+    }
+
+    /// Revokes session `sid` of user `sub`, if it is live.
+    async fn end_session(
+        &self,
+        sid: Uuid,
+        sub: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<(), AuthError> {
+        if self.store.revoke_session(sid, Some(sub), now).await? {
+            self.revoked(Some(sid), now).await;
         }
         Ok(())
     }
@@ -267,19 +433,29 @@ impl Sessions {
         session_id: Uuid,
         now: OffsetDateTime,
     ) -> Result<bool, AuthError> {
-        Ok(self
+        let revoked = self
             .store
             .revoke_session(session_id, Some(user_id), now)
-            .await?)
+            .await?;
+        if revoked {
+            self.revoked(Some(session_id), now).await;
+        }
+        Ok(revoked)
     }
 
     pub async fn revoke_all(&self, user_id: Uuid, now: OffsetDateTime) -> Result<u64, AuthError> {
-        Ok(self.store.revoke_sessions_of(user_id, now).await?)
+        let revoked = self.store.revoke_sessions_of(user_id, now).await?;
+        if revoked > 0 {
+            self.revoked(None, now).await;
+        }
+        Ok(revoked)
     }
 
-    /// Deletes expired and revoked sessions.
+    /// Deletes sessions that expired, and those revoked longer ago than any of their access
+    /// tokens can live (until then the revocation feed still names them).
     pub async fn sweep(&self, now: OffsetDateTime) -> Result<u64, AuthError> {
-        Ok(self.store.delete_dead_sessions(now).await?)
+        let revoked_before = now - self.revocations.keep_for();
+        Ok(self.store.delete_dead_sessions(now, revoked_before).await?)
     }
 
     fn issue_pair(

@@ -118,6 +118,13 @@ impl Session {
     }
 }
 
+/// A position in the order of revocations: the revocation time, then the session id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RevocationCursor {
+    pub revoked_at: OffsetDateTime,
+    pub sid: Uuid,
+}
+
 /// Picks, from a user's live sessions, the ids of those to revoke before a new one is added.
 pub type ChooseEvictions<'a> = &'a (dyn Fn(&[Session]) -> Vec<Uuid> + Send + Sync);
 
@@ -193,8 +200,24 @@ pub trait Store: Send + Sync + 'static {
     async fn count_live_sessions(&self, now: OffsetDateTime) -> StoreResult<i64>;
     /// Whether `username` has a session (live or not yet swept) with this fingerprint hash.
     async fn has_device(&self, username: &str, fingerprint_hash: &str) -> StoreResult<bool>;
-    /// Deletes sessions that expired or were revoked before `cutoff`.
-    async fn delete_dead_sessions(&self, cutoff: OffsetDateTime) -> StoreResult<u64>;
+    /// Deletes sessions that expired by `now` without being revoked, and sessions revoked
+    /// before `revoked_before` (kept until then for the revocation feed).
+    async fn delete_dead_sessions(
+        &self,
+        now: OffsetDateTime,
+        revoked_before: OffsetDateTime,
+    ) -> StoreResult<u64>;
+    /// Sessions revoked after `after` (by revocation time, then id), oldest first, at most
+    /// `limit`: each session's id and revocation time.
+    async fn revoked_sessions(
+        &self,
+        after: RevocationCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<(Uuid, OffsetDateTime)>>;
+    /// Resolves when sessions may have been revoked by another process: on PostgreSQL as one
+    /// is notified (or when the connection that listens was lost and some may have been
+    /// missed), and at the latest after `poll`.
+    async fn revocations_changed(&self, poll: Duration);
 
     /// Inserts `key` as the current key of its algorithm unless one already exists.
     async fn insert_key_if_none(&self, key: &StoredKey) -> StoreResult<()>;

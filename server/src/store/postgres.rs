@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::PgListener;
 use sqlx::{Any, Executor, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -26,8 +27,14 @@ const ROTATE_SESSION: &str = "WITH locked AS (SELECT id FROM sessions WHERE id =
      WHERE sessions.id = $1 AND generation = $2 AND revoked_at IS NULL \
      AND expires_at > now.at RETURNING rotated_at";
 
+/// The channel `0004_revocation_notices.sql` notifies when sessions are revoked.
+const REVOCATIONS_CHANNEL: &str = "tollgate_revocations";
+
 pub struct PostgresStore {
     sql: SharedSql,
+    url: String,
+    /// Listens for revocation notices; connected on first use, again after a failure.
+    listener: tokio::sync::Mutex<Option<PgListener>>,
 }
 
 #[async_trait]
@@ -56,6 +63,43 @@ impl SqlBackend for PostgresStore {
 
     async fn rotate_session(&self, rotation: Rotation) -> StoreResult<Option<OffsetDateTime>> {
         rotate(&self.sql.writer, ROTATE_SESSION, &rotation).await
+    }
+
+    async fn close(&self) {
+        *self.listener.lock().await = None;
+        self.sql.close().await;
+    }
+
+    async fn revocations_changed(&self, poll: Duration) {
+        let mut listener = self.listener.lock().await;
+        let Some(listening) = listener.as_mut() else {
+            // Not listening (yet, or any more): whatever happened meanwhile is for the caller
+            // to read, so a fresh connection counts as a change.
+            match tokio::time::timeout(poll, listen(&self.url)).await {
+                Ok(Ok(connected)) => *listener = Some(connected),
+                Ok(Err(error)) => {
+                    tracing::warn!(
+                        error = &error as &dyn std::error::Error,
+                        "cannot listen for revocations; polling"
+                    );
+                    tokio::time::sleep(poll).await;
+                }
+                Err(_) => {}
+            }
+            return;
+        };
+        match tokio::time::timeout(poll, listening.try_recv()).await {
+            // A notice, a lost connection (it reconnects on the next call; notices sent
+            // meanwhile are lost), or nothing within `poll`: all mean "read what changed".
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "revocation notices lost"
+                );
+                *listener = None;
+            }
+        }
     }
 
     async fn take_rate_token(
@@ -97,5 +141,13 @@ pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<PostgresS
             writer: pool.clone(),
             reader: pool,
         },
+        url: url.to_owned(),
+        listener: tokio::sync::Mutex::new(None),
     })
+}
+
+async fn listen(url: &str) -> sqlx::Result<PgListener> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(REVOCATIONS_CHANNEL).await?;
+    Ok(listener)
 }

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::rows::{placeholders, JobRow, KeyRow, SessionRow, UserRow};
 use super::{
-    duration_millis, from_millis, to_millis, ChooseEvictions, Job, Session, Store, StoreResult,
-    StoredKey, User,
+    duration_millis, from_millis, parse_uuid, to_millis, ChooseEvictions, Job, RevocationCursor,
+    Session, Store, StoreResult, StoredKey, User,
 };
 
 /// SQL text assembled from column lists, once per process.
@@ -282,6 +282,11 @@ pub(super) trait SqlBackend: Send + Sync + 'static {
         interval: Duration,
         tolerance: Duration,
     ) -> StoreResult<Option<Duration>>;
+
+    /// Without notifications, other processes' revocations are found by polling.
+    async fn revocations_changed(&self, poll: Duration) {
+        tokio::time::sleep(poll).await;
+    }
 }
 
 #[async_trait]
@@ -478,14 +483,44 @@ impl<B: SqlBackend> Store for B {
         Ok(found.is_some())
     }
 
-    async fn delete_dead_sessions(&self, cutoff: OffsetDateTime) -> StoreResult<u64> {
-        let deleted =
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at <= $1")
-                .bind(to_millis(cutoff))
-                .execute(&self.sql().writer)
-                .await?
-                .rows_affected();
+    async fn delete_dead_sessions(
+        &self,
+        now: OffsetDateTime,
+        revoked_before: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let deleted = sqlx::query(
+            "DELETE FROM sessions WHERE (revoked_at IS NULL AND expires_at <= $1) \
+             OR revoked_at <= $2",
+        )
+        .bind(to_millis(now))
+        .bind(to_millis(revoked_before))
+        .execute(&self.sql().writer)
+        .await?
+        .rows_affected();
         Ok(deleted)
+    }
+
+    async fn revoked_sessions(
+        &self,
+        after: RevocationCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<(Uuid, OffsetDateTime)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1 \
+             AND (revoked_at > $1 OR id > $2) ORDER BY revoked_at, id LIMIT $3",
+        )
+        .bind(to_millis(after.revoked_at))
+        .bind(after.sid.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.sql().reader)
+        .await?;
+        rows.into_iter()
+            .map(|(id, at)| Ok((parse_uuid(&id)?, from_millis(at)?)))
+            .collect()
+    }
+
+    async fn revocations_changed(&self, poll: Duration) {
+        SqlBackend::revocations_changed(self, poll).await;
     }
 
     async fn insert_key_if_none(&self, key: &StoredKey) -> StoreResult<()> {
