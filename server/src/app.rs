@@ -84,6 +84,7 @@ impl Application {
             passwords,
             policy,
             config.access_ttl,
+            config.store.options.timeout,
         ));
         // A restarted instance must refuse what was revoked before it started.
         sessions
@@ -135,6 +136,8 @@ impl Application {
         serve(listener, http::router(state), timeout, shutdown).await;
         maintenance.abort();
         follower.abort();
+        // Gone before the store closes: it may hold the store's listener.
+        let _ = follower.await;
         upkeep.abort();
         store.close().await;
         Ok(())

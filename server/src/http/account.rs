@@ -93,11 +93,7 @@ pub async fn revoke_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    if state
-        .sessions
-        .revoke(claims.sub, id, OffsetDateTime::now_utc())
-        .await?
-    {
+    if state.sessions.revoke(claims.sub, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -111,9 +107,6 @@ pub async fn revoke_all_sessions(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .sessions
-        .revoke_all(claims.sub, OffsetDateTime::now_utc())
-        .await?;
+    state.sessions.revoke_all(claims.sub).await?;
     Ok(StatusCode::NO_CONTENT)
 }

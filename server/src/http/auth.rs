@@ -227,9 +227,8 @@ pub async fn logout(
         // holder's to end, and ours must not survive a sign-out.
         None => cookies.clone(),
     };
-    let now = OffsetDateTime::now_utc();
     for token in tokens {
-        state.sessions.logout(token, now).await?;
+        state.sessions.logout(token).await?;
     }
     // Only a request that could use the cookie may clear it.
     let mut response = StatusCode::NO_CONTENT.into_response();

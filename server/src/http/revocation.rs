@@ -118,10 +118,7 @@ pub async fn revoke(
     ApiForm(form): ApiForm<TokenForm>,
 ) -> Result<StatusCode, ApiError> {
     let hint = hint(form.token_type_hint.as_deref());
-    state
-        .sessions
-        .revoke_token(&form.token, hint, OffsetDateTime::now_utc())
-        .await?;
+    state.sessions.revoke_token(&form.token, hint).await?;
     Ok(StatusCode::OK)
 }
 
@@ -201,8 +198,9 @@ pub async fn introspect(
     }
     let presented = headers
         .get(AUTHORIZATION)
-        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
-        .unwrap_or_default();
+        .map(|value| value.as_bytes())
+        .filter(|value| value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer "))
+        .map_or(&[][..], |value| &value[7..]);
     // Every secret is compared, in constant time, whichever matches.
     let known = secrets.iter().fold(0u8, |known, secret| {
         known | presented.ct_eq(secret.expose()).unwrap_u8()

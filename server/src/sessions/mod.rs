@@ -19,7 +19,7 @@ use crate::users::{Passwords, UserError, MAX_PASSWORD_BYTES};
 use refresh::RefreshDecision;
 
 pub use limit::{SessionLimit, SessionLimitPolicy};
-use revocations::{revocation_page, Revocations};
+use revocations::{feed_overlap, revocation_page, Revocations};
 pub use revocations::{RevocationPage, FEED_PAGE};
 pub use throttle::LoginLimiter;
 
@@ -133,13 +133,14 @@ impl Sessions {
         passwords: Arc<Passwords>,
         policy: SessionPolicy,
         access_lifetime: Duration,
+        db_timeout: Duration,
     ) -> Self {
         Sessions {
             store,
             tokens,
             passwords,
             policy,
-            revocations: Revocations::new(access_lifetime),
+            revocations: Revocations::new(access_lifetime, feed_overlap(db_timeout)),
         }
     }
 
@@ -164,22 +165,15 @@ impl Sessions {
         after: Option<RevocationCursor>,
         now: OffsetDateTime,
     ) -> Result<RevocationPage, AuthError> {
-        let keep_for = self.revocations.keep_for();
-        Ok(revocation_page(self.store.as_ref(), after, now, keep_for).await?)
+        let (keep_for, overlap) = (self.revocations.keep_for(), self.revocations.overlap());
+        Ok(revocation_page(self.store.as_ref(), after, now, keep_for, overlap).await?)
     }
 
-    /// After this instance revoked sessions (`known`, and maybe others by user): they are
-    /// refused from the next request on. A failure to read them back is only logged: the
-    /// background follower reads them within a second.
-    async fn revoked(&self, known: Option<Uuid>, now: OffsetDateTime) {
-        if let Some(sid) = known {
-            self.revocations.insert(sid, now);
-        }
-        if let Err(error) = self.revocations.catch_up(self.store.as_ref()).await {
-            tracing::warn!(
-                error = &error as &dyn std::error::Error,
-                "revocations not read back; the follower will"
-            );
+    /// This instance revoked `sessions` at `at`: their access tokens are refused from the
+    /// next request on (other instances learn it from the store).
+    fn revoked(&self, sessions: &[Uuid], at: OffsetDateTime) {
+        for &sid in sessions {
+            self.revocations.insert(sid, at);
         }
     }
 
@@ -220,13 +214,15 @@ impl Sessions {
             ip: device.ip,
         };
         let limit = self.policy.limit;
+        let at = revocation_time();
         let evicted = self
             .store
-            .create_session(&session, now, &|live| limit.sessions_to_revoke(live))
+            .create_session(&session, at, &|live| limit.sessions_to_revoke(live))
             .await?;
-        if evicted > 0 {
-            tracing::info!(user = %user.id, evicted, "session limit reached; older sessions revoked");
-            self.revoked(None, now).await;
+        if !evicted.is_empty() {
+            let count = evicted.len();
+            tracing::info!(user = %user.id, evicted = count, "session limit reached; older sessions revoked");
+            self.revoked(&evicted, at);
         }
         let pair = self.issue_pair(&user, &session, now)?;
         Ok((user, pair))
@@ -302,8 +298,9 @@ impl Sessions {
                     return Err(deny(reason));
                 }
                 RefreshDecision::RevokeForReuse => {
-                    self.store.revoke_session(session.id, None, now).await?;
-                    self.revoked(Some(session.id), now).await;
+                    let at = revocation_time();
+                    self.store.revoke_session(session.id, None, at).await?;
+                    self.revoked(&[session.id], at);
                     tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reused; session revoked");
                     return Err(deny(DenyReason::Reused));
                 }
@@ -313,9 +310,9 @@ impl Sessions {
     }
 
     /// Revokes the session named by a refresh token. Unknown or invalid tokens change nothing.
-    pub async fn logout(&self, token: &str, now: OffsetDateTime) -> Result<(), AuthError> {
+    pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
         if let Ok(claims) = self.tokens.verify_refresh(token).await {
-            self.end_session(claims.sid, claims.sub, now).await?;
+            self.end_session(claims.sid, claims.sub).await?;
         }
         Ok(())
     }
@@ -326,7 +323,6 @@ impl Sessions {
         &self,
         token: &str,
         hint: Option<TokenKind>,
-        now: OffsetDateTime,
     ) -> Result<(), AuthError> {
         let order = match hint {
             Some(TokenKind::Access) => [TokenKind::Access, TokenKind::Refresh],
@@ -346,7 +342,7 @@ impl Sessions {
                     .map(|claims| (claims.sid, claims.sub)),
             };
             match named {
-                Ok((sid, sub)) => return self.end_session(sid, sub, now).await,
+                Ok((sid, sub)) => return self.end_session(sid, sub).await,
                 Err(TokenError::KeysUnavailable) => return Err(TokenError::KeysUnavailable.into()),
                 Err(_) => {}
             }
@@ -406,14 +402,10 @@ impl Sessions {
     }
 
     /// Revokes session `sid` of user `sub`, if it is live.
-    async fn end_session(
-        &self,
-        sid: Uuid,
-        sub: Uuid,
-        now: OffsetDateTime,
-    ) -> Result<(), AuthError> {
-        if self.store.revoke_session(sid, Some(sub), now).await? {
-            self.revoked(Some(sid), now).await;
+    async fn end_session(&self, sid: Uuid, sub: Uuid) -> Result<(), AuthError> {
+        let at = revocation_time();
+        if self.store.revoke_session(sid, Some(sub), at).await? {
+            self.revoked(&[sid], at);
         }
         Ok(())
     }
@@ -427,28 +419,24 @@ impl Sessions {
     }
 
     /// Revokes one of the user's sessions; false if it is not theirs or not live.
-    pub async fn revoke(
-        &self,
-        user_id: Uuid,
-        session_id: Uuid,
-        now: OffsetDateTime,
-    ) -> Result<bool, AuthError> {
+    pub async fn revoke(&self, user_id: Uuid, session_id: Uuid) -> Result<bool, AuthError> {
+        let at = revocation_time();
         let revoked = self
             .store
-            .revoke_session(session_id, Some(user_id), now)
+            .revoke_session(session_id, Some(user_id), at)
             .await?;
         if revoked {
-            self.revoked(Some(session_id), now).await;
+            self.revoked(&[session_id], at);
         }
         Ok(revoked)
     }
 
-    pub async fn revoke_all(&self, user_id: Uuid, now: OffsetDateTime) -> Result<u64, AuthError> {
-        let revoked = self.store.revoke_sessions_of(user_id, now).await?;
-        if revoked > 0 {
-            self.revoked(None, now).await;
-        }
-        Ok(revoked)
+    /// Revokes every live session of the user; returns how many there were.
+    pub async fn revoke_all(&self, user_id: Uuid) -> Result<usize, AuthError> {
+        let at = revocation_time();
+        let revoked = self.store.revoke_sessions_of(user_id, at).await?;
+        self.revoked(&revoked, at);
+        Ok(revoked.len())
     }
 
     /// Deletes sessions that expired, and those revoked longer ago than any of their access
@@ -479,6 +467,13 @@ impl Sessions {
             refresh_expires_at: session.expires_at,
         })
     }
+}
+
+/// When a revocation is stamped: as the write is sent, not when the request began (a login
+/// waits for its password hash first). Readers of the feed look back a bounded time for
+/// revocations that commit late, so the stamp must be close to the commit.
+fn revocation_time() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
 }
 
 /// Only a hash of the fingerprint is stored.

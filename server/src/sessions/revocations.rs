@@ -13,10 +13,13 @@ use crate::store::{RevocationCursor, Store, StoreResult};
 
 /// Revocations in one page of the feed at most.
 pub const FEED_PAGE: u32 = 1000;
-/// How far back each read of the feed looks again once it has caught up: a revocation whose
-/// transaction commits after later ones were read (a slow commit, instances whose clocks
-/// differ by less than this) is still seen.
-pub const FEED_OVERLAP: Duration = Duration::from_secs(10);
+/// How far back each read of the feed looks again once it has caught up, so that a revocation
+/// committed after later ones were read is still seen: longer than a write can wait for its
+/// connection and its statement (`db_timeout` each; SQLite's writer waits 30 s at least), and
+/// than instances' clocks may differ (10 s).
+pub fn feed_overlap(db_timeout: Duration) -> Duration {
+    Duration::from_secs(10) + 2 * db_timeout.max(Duration::from_secs(30))
+}
 /// How long past the access lifetime a revocation is kept: clocks of instances and resource
 /// servers differ a little.
 const CLOCK_MARGIN: Duration = Duration::from_secs(60);
@@ -38,13 +41,14 @@ impl RevocationPage {
 }
 
 /// The revocations after `after` (from the oldest still relevant without one), and where to
-/// continue: after the last one while pages are full, then a little before the end
-/// (`FEED_OVERLAP`), so that late commits are read too. Readers may see one twice.
+/// continue: after the last one while pages are full, then `overlap` before the end
+/// (`feed_overlap`), so that late commits are read too. Readers may see one twice.
 pub async fn revocation_page(
     store: &dyn Store,
     after: Option<RevocationCursor>,
     now: OffsetDateTime,
     keep_for: Duration,
+    overlap: Duration,
 ) -> StoreResult<RevocationPage> {
     let oldest = RevocationCursor {
         revoked_at: now - keep_for,
@@ -62,7 +66,7 @@ pub async fn revocation_page(
         last
     } else {
         let overlap = RevocationCursor {
-            revoked_at: now - FEED_OVERLAP,
+            revoked_at: now - overlap,
             sid: Uuid::nil(),
         };
         last.min(overlap).max(oldest)
@@ -74,6 +78,8 @@ pub async fn revocation_page(
 pub struct Revocations {
     /// How long a revocation matters: the access lifetime, and a margin.
     keep_for: Duration,
+    /// How far each catch-up looks back (`feed_overlap`).
+    overlap: Duration,
     revoked: RwLock<HashMap<Uuid, OffsetDateTime>>,
     /// Where the next catch-up continues. Held while one runs, so that they do not overlap.
     cursor: tokio::sync::Mutex<Option<RevocationCursor>>,
@@ -82,9 +88,10 @@ pub struct Revocations {
 }
 
 impl Revocations {
-    pub fn new(access_lifetime: Duration) -> Revocations {
+    pub fn new(access_lifetime: Duration, overlap: Duration) -> Revocations {
         Revocations {
             keep_for: access_lifetime + CLOCK_MARGIN,
+            overlap,
             revoked: RwLock::new(HashMap::new()),
             cursor: tokio::sync::Mutex::new(None),
             caught_up: std::sync::Mutex::new(None),
@@ -94,6 +101,11 @@ impl Revocations {
     /// How long revocations are kept, here and in the store.
     pub fn keep_for(&self) -> Duration {
         self.keep_for
+    }
+
+    /// How far each read of the feed looks back once caught up.
+    pub fn overlap(&self) -> Duration {
+        self.overlap
     }
 
     /// Whether session `sid` was revoked within the access lifetime.
@@ -109,19 +121,14 @@ impl Revocations {
     /// Reads the revocations the store holds beyond what this instance has seen.
     pub async fn catch_up(&self, store: &dyn Store) -> StoreResult<()> {
         let mut cursor = self.cursor.lock().await;
+        // First, so that the set shrinks even while the store does not answer.
+        self.prune();
         loop {
             let now = OffsetDateTime::now_utc();
-            let page = revocation_page(store, *cursor, now, self.keep_for).await?;
-            let full = page.is_full();
-            {
-                let mut revoked = self.write();
-                revoked.extend(page.revoked.iter().copied());
-                let oldest = now - self.keep_for;
-                revoked.retain(|_, revoked_at| *revoked_at > oldest);
-                metrics::gauge!("tollgate_revoked_sessions_held").set(revoked.len() as f64);
-            }
+            let page = revocation_page(store, *cursor, now, self.keep_for, self.overlap).await?;
+            self.write().extend(page.revoked.iter().copied());
             *cursor = Some(page.next);
-            if !full {
+            if !page.is_full() {
                 *self
                     .caught_up
                     .lock()
@@ -140,6 +147,14 @@ impl Revocations {
             .map(|at| at.elapsed())
     }
 
+    /// Forgets revocations whose access tokens are all dead, whether or not the store answers.
+    fn prune(&self) {
+        let oldest = OffsetDateTime::now_utc() - self.keep_for;
+        let mut revoked = self.write();
+        revoked.retain(|_, revoked_at| *revoked_at > oldest);
+        metrics::gauge!("tollgate_revoked_sessions_held").set(revoked.len() as f64);
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, OffsetDateTime>> {
         // Every update leaves the map consistent, so a panic elsewhere cannot corrupt it.
         self.revoked
@@ -151,5 +166,123 @@ impl Revocations {
         self.revoked
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::{Session, StoreOptions, User};
+
+    /// A store holding sessions of one user, each revoked `ago`.
+    async fn store_with_revocations(ago: &[Duration]) -> (Arc<dyn Store>, Vec<Uuid>) {
+        let file = std::env::temp_dir().join(format!("tollgate-unit-{}.db", Uuid::new_v4()));
+        sqlx::any::install_default_drivers();
+        let options = StoreOptions {
+            durable_commits: false,
+            ..StoreOptions::default()
+        };
+        let url = format!("sqlite://{}", file.display());
+        let store = crate::store::connect(&url, &options).await.expect("store");
+        let user = User {
+            id: Uuid::new_v4(),
+            username: "feed".into(),
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            gender: String::new(),
+            phone: String::new(),
+            city: String::new(),
+        };
+        store.insert_user(&user, "hash").await.expect("user");
+        let now = OffsetDateTime::now_utc();
+        let hour = Duration::from_secs(3600);
+        let mut ids = Vec::new();
+        for &ago in ago {
+            let session = Session {
+                id: Uuid::new_v4(),
+                user_id: user.id,
+                generation: 0,
+                rotated_at: None,
+                created_at: now - hour,
+                last_used_at: now - hour,
+                expires_at: now + hour,
+                revoked_at: Some(now - ago),
+                fingerprint_hash: None,
+                user_agent: None,
+                ip: None,
+            };
+            store
+                .create_session(&session, now, &|_| Vec::new())
+                .await
+                .expect("session");
+            ids.push(session.id);
+        }
+        (store, ids)
+    }
+
+    #[tokio::test]
+    async fn the_feed_starts_at_the_oldest_relevant_revocation_and_looks_back_once_caught_up() {
+        let minute = Duration::from_secs(60);
+        let ago = [
+            20 * minute,
+            5 * minute,
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+        ];
+        let (store, ids) = store_with_revocations(&ago).await;
+        let now = OffsetDateTime::now_utc();
+        let (keep_for, overlap) = (16 * minute, feed_overlap(Duration::from_secs(5)));
+        let first = revocation_page(store.as_ref(), None, now, keep_for, overlap)
+            .await
+            .expect("page");
+        let named: Vec<Uuid> = first.revoked.iter().map(|(sid, _)| *sid).collect();
+        assert_eq!(
+            named,
+            ids[1..],
+            "oldest first, none older than the access lifetime"
+        );
+        assert!(!first.is_full());
+        // Caught up: the next read starts `overlap` back and names the recent ones again.
+        assert_eq!(first.next.revoked_at, now - overlap);
+        let again = revocation_page(store.as_ref(), Some(first.next), now, keep_for, overlap)
+            .await
+            .expect("page");
+        let named: Vec<Uuid> = again.revoked.iter().map(|(sid, _)| *sid).collect();
+        assert_eq!(named, ids[2..]);
+        // A cursor past everything reads nothing, and the next one looks back again.
+        let beyond = RevocationCursor {
+            revoked_at: now + minute,
+            sid: Uuid::nil(),
+        };
+        let none = revocation_page(store.as_ref(), Some(beyond), now, keep_for, overlap)
+            .await
+            .expect("page");
+        assert!(none.revoked.is_empty());
+        assert_eq!(none.next.revoked_at, now - overlap);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn an_instance_holds_what_it_read_and_forgets_it_with_the_tokens() {
+        let minute = Duration::from_secs(60);
+        let (store, ids) = store_with_revocations(&[minute, 30 * minute]).await;
+        let revocations = Revocations::new(15 * minute, feed_overlap(Duration::from_secs(5)));
+        revocations
+            .catch_up(store.as_ref())
+            .await
+            .expect("catch up");
+        assert!(revocations.is_revoked(ids[0]));
+        assert!(!revocations.is_revoked(ids[1]), "its tokens are dead");
+        revocations.insert(ids[1], OffsetDateTime::now_utc() - 30 * minute);
+        revocations
+            .catch_up(store.as_ref())
+            .await
+            .expect("catch up");
+        assert!(!revocations.is_revoked(ids[1]), "pruned");
+        assert!(revocations.staleness().is_some());
+        store.close().await;
     }
 }

@@ -165,13 +165,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts `session` after revoking the user's live sessions that `evict` picks from
     /// all of them, in one transaction, so that concurrent logins of one user cannot both
-    /// slip under a limit. Returns how many sessions were revoked.
+    /// slip under a limit. Returns the ids of the sessions it revoked.
     async fn create_session(
         &self,
         session: &Session,
         now: OffsetDateTime,
         evict: ChooseEvictions<'_>,
-    ) -> StoreResult<u64>;
+    ) -> StoreResult<Vec<Uuid>>;
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<Session>>;
     /// Compare-and-swap: moves the session from `generation` to `generation + 1` and returns
     /// the time of the write, taken by the database when the write happens (not when the
@@ -190,7 +190,12 @@ pub trait Store: Send + Sync + 'static {
         owner: Option<Uuid>,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
-    async fn revoke_sessions_of(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Revokes every live session of the user; returns their ids.
+    async fn revoke_sessions_of(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Uuid>>;
     /// Live sessions of the user, most recently created first.
     async fn live_sessions_of(
         &self,

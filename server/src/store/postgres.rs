@@ -29,6 +29,8 @@ const ROTATE_SESSION: &str = "WITH locked AS (SELECT id FROM sessions WHERE id =
 
 /// The channel `0004_revocation_notices.sql` notifies when sessions are revoked.
 const REVOCATIONS_CHANNEL: &str = "tollgate_revocations";
+/// How soon a failed attempt to listen is retried.
+const LISTEN_RETRY: Duration = Duration::from_secs(2);
 
 pub struct PostgresStore {
     sql: SharedSql,
@@ -80,18 +82,20 @@ impl SqlBackend for PostgresStore {
                 Ok(Err(error)) => {
                     tracing::warn!(
                         error = &error as &dyn std::error::Error,
-                        "cannot listen for revocations; polling"
+                        "cannot listen for revocations; retrying"
                     );
-                    tokio::time::sleep(poll).await;
+                    // Retried soon whatever `poll` is: notices are the fast path.
+                    tokio::time::sleep(poll.min(LISTEN_RETRY)).await;
                 }
                 Err(_) => {}
             }
             return;
         };
         match tokio::time::timeout(poll, listening.try_recv()).await {
-            // A notice, a lost connection (it reconnects on the next call; notices sent
-            // meanwhile are lost), or nothing within `poll`: all mean "read what changed".
-            Ok(Ok(_)) | Err(_) => {}
+            // A notice (those queued behind it are read by the same catch-up), a lost
+            // connection (it reconnects on the next call; notices sent meanwhile are lost), or
+            // nothing within `poll`: all mean "read what changed".
+            Ok(Ok(_)) | Err(_) => while listening.next_buffered().is_some() {},
             Ok(Err(error)) => {
                 tracing::warn!(
                     error = &error as &dyn std::error::Error,

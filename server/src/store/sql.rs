@@ -166,7 +166,7 @@ impl SharedSql {
         session: &Session,
         now: OffsetDateTime,
         evict: ChooseEvictions<'_>,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Vec<Uuid>> {
         let user_id = session.user_id.to_string();
         let live: Vec<SessionRow> = sqlx::query_as(sql!(
             "SELECT ",
@@ -182,14 +182,20 @@ impl SharedSql {
             .into_iter()
             .map(Session::try_from)
             .collect::<StoreResult<Vec<_>>>()?;
-        let to_revoke = evict(&live);
-        for id in &to_revoke {
-            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND user_id = $3")
-                .bind(id.to_string())
-                .bind(to_millis(now))
-                .bind(&user_id)
-                .execute(&mut **transaction)
-                .await?;
+        let mut revoked = Vec::new();
+        for id in evict(&live) {
+            let done = sqlx::query(
+                "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND user_id = $3 \
+                 AND revoked_at IS NULL",
+            )
+            .bind(id.to_string())
+            .bind(to_millis(now))
+            .bind(&user_id)
+            .execute(&mut **transaction)
+            .await?;
+            if done.rows_affected() == 1 {
+                revoked.push(id);
+            }
         }
         let insert = sqlx::query(sql!(
             "INSERT INTO sessions (",
@@ -202,7 +208,7 @@ impl SharedSql {
             .bind_all(insert)
             .execute(&mut **transaction)
             .await?;
-        Ok(to_revoke.len() as u64)
+        Ok(revoked)
     }
 
     /// `take_rate_token` with a backend's `statement` (see `take_rate_token_sql!`).
@@ -389,7 +395,7 @@ impl<B: SqlBackend> Store for B {
         session: &Session,
         now: OffsetDateTime,
         evict: ChooseEvictions<'_>,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Vec<Uuid>> {
         let mut transaction = self.begin_user_transaction(session.user_id).await?;
         let revoked = SharedSql::create_session_in(&mut transaction, session, now, evict).await?;
         transaction.commit().await?;
@@ -437,17 +443,21 @@ impl<B: SqlBackend> Store for B {
         Ok(revoked == 1)
     }
 
-    async fn revoke_sessions_of(&self, user_id: Uuid, now: OffsetDateTime) -> StoreResult<u64> {
-        let revoked = sqlx::query(sql!(
+    async fn revoke_sessions_of(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Uuid>> {
+        let revoked: Vec<(String,)> = sqlx::query_as(sql!(
             "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND ",
-            LIVE
+            LIVE,
+            " RETURNING id"
         ))
         .bind(user_id.to_string())
         .bind(to_millis(now))
-        .execute(&self.sql().writer)
-        .await?
-        .rows_affected();
-        Ok(revoked)
+        .fetch_all(&self.sql().writer)
+        .await?;
+        revoked.iter().map(|(id,)| parse_uuid(id)).collect()
     }
 
     async fn live_sessions_of(

@@ -137,7 +137,7 @@ async fn a_session_evicted_by_the_limit_loses_its_access_tokens() {
 #[tokio::test]
 async fn another_instance_refuses_within_the_bound_and_a_restarted_one_at_once() {
     let app = spawn_app().await;
-    let other = app.sibling(&[]).await;
+    let other = app.sibling(&["--revocation-poll", "200ms"]).await;
     let login = app.login_ok("user1").await;
     let access = token(&login, "accessToken");
     assert_eq!(current_user(&other, &access).await.status(), StatusCode::OK);
@@ -154,7 +154,7 @@ async fn another_instance_refuses_within_the_bound_and_a_restarted_one_at_once()
 
 #[tokio::test]
 async fn a_password_change_from_the_command_line_reaches_the_running_server() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(&["--revocation-poll", "200ms"]).await;
     let login = app.login_ok("user1").await;
     let access = token(&login, "accessToken");
     let mut passwd = tollgate()
@@ -211,6 +211,16 @@ async fn the_feed_names_revoked_sessions_and_continues_from_its_cursor() {
         names(&after, sid(&token(&later, "refreshToken"))),
         "{after}"
     );
+    // A cursor is honoured: nothing revoked before it comes back.
+    let future = (time::OffsetDateTime::now_utc() + time::Duration::minutes(1))
+        .unix_timestamp_nanos()
+        / 1_000_000;
+    let beyond = feed(
+        &app,
+        Some(&format!("{future}-{}", uuid::Uuid::nil().simple())),
+    )
+    .await;
+    assert_eq!(beyond["revoked"], json!([]), "{beyond}");
     for junk in ["junk", "12-nope", "-"] {
         let response = app
             .client
@@ -294,6 +304,10 @@ async fn introspection_is_absent_unless_configured_and_needs_its_secret() {
     for secret in [None, Some("wrong"), Some(&SECRET[..SECRET.len() - 1])] {
         let response = form(&app, "/api/introspect", &[("token", &access)], secret).await;
         problem(response, StatusCode::UNAUTHORIZED).await;
+    }
+    for secret in ["other-secret-of-32-bytes-or-more", SECRET] {
+        let response = form(&app, "/api/introspect", &[("token", &access)], Some(secret)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{secret}");
     }
 }
 
