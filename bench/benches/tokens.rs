@@ -1,4 +1,5 @@
-//! Micro-benchmarks: signing and verifying an access token per algorithm, and one Argon2id hash.
+//! Micro-benchmarks: signing and verifying an access token per algorithm, the revocation
+//! check every authenticated request makes, and one Argon2id hash.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use jsonwebtoken::Algorithm;
 use time::OffsetDateTime;
 use tollgate::config::{Secret, SigningConfig};
+use tollgate::sessions::{feed_overlap, Revocations};
 use tollgate::store::{StoreOptions, User};
 use tollgate::tokens::{Lifetimes, Tokens};
 use tollgate::users::Passwords;
@@ -91,6 +93,27 @@ fn sign_and_verify(c: &mut Criterion) {
     }
 }
 
+/// `is_revoked` with 10,000 sessions revoked within the access lifetime: a token of one of
+/// them, and of a live session (the usual case).
+fn revocation_check(c: &mut Criterion) {
+    let revocations = Revocations::new(
+        Duration::from_secs(900),
+        feed_overlap(Duration::from_secs(5)),
+    );
+    let now = OffsetDateTime::now_utc();
+    let revoked: Vec<uuid::Uuid> = (0..10_000).map(|_| uuid::Uuid::new_v4()).collect();
+    for &sid in &revoked {
+        revocations.insert(sid, now);
+    }
+    let live = uuid::Uuid::new_v4();
+    c.bench_function("revocation check (live session, 10k revoked)", |b| {
+        b.iter(|| assert!(!revocations.is_revoked(std::hint::black_box(live))))
+    });
+    c.bench_function("revocation check (revoked session, 10k revoked)", |b| {
+        b.iter(|| assert!(revocations.is_revoked(std::hint::black_box(revoked[4321]))))
+    });
+}
+
 fn argon2id(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let passwords = runtime.block_on(Passwords::new()).expect("passwords");
@@ -106,5 +129,5 @@ fn argon2id(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sign_and_verify, argon2id);
+criterion_group!(benches, sign_and_verify, revocation_check, argon2id);
 criterion_main!(benches);

@@ -19,8 +19,8 @@ use crate::users::{Passwords, UserError, MAX_PASSWORD_BYTES};
 use refresh::RefreshDecision;
 
 pub use limit::{SessionLimit, SessionLimitPolicy};
-use revocations::{feed_overlap, revocation_page, Revocations};
-pub use revocations::{RevocationPage, FEED_PAGE};
+use revocations::revocation_page;
+pub use revocations::{feed_overlap, RevocationPage, Revocations, FEED_PAGE};
 pub use throttle::LoginLimiter;
 
 #[derive(Debug, thiserror::Error)]
