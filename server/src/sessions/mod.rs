@@ -19,7 +19,6 @@ use crate::users::{Passwords, UserError, MAX_PASSWORD_BYTES};
 use refresh::RefreshDecision;
 
 pub use limit::{SessionLimit, SessionLimitPolicy};
-use revocations::revocation_page;
 pub use revocations::{feed_overlap, RevocationPage, Revocations, FEED_PAGE};
 pub use throttle::LoginLimiter;
 
@@ -165,8 +164,10 @@ impl Sessions {
         after: Option<RevocationCursor>,
         now: OffsetDateTime,
     ) -> Result<RevocationPage, AuthError> {
-        let (keep_for, overlap) = (self.revocations.keep_for(), self.revocations.overlap());
-        Ok(revocation_page(self.store.as_ref(), after, now, keep_for, overlap).await?)
+        Ok(self
+            .revocations
+            .page(self.store.as_ref(), after, now)
+            .await?)
     }
 
     /// This instance revoked `sessions` at `at`: their access tokens are refused from the

@@ -103,9 +103,14 @@ impl Revocations {
         self.keep_for
     }
 
-    /// How far each read of the feed looks back once caught up.
-    pub fn overlap(&self) -> Duration {
-        self.overlap
+    /// One page of the feed after `after`, as this instance keeps and reads it.
+    pub async fn page(
+        &self,
+        store: &dyn Store,
+        after: Option<RevocationCursor>,
+        now: OffsetDateTime,
+    ) -> StoreResult<RevocationPage> {
+        revocation_page(store, after, now, self.keep_for, self.overlap).await
     }
 
     /// Whether session `sid` was revoked within the access lifetime.
@@ -125,7 +130,7 @@ impl Revocations {
         self.prune();
         loop {
             let now = OffsetDateTime::now_utc();
-            let page = revocation_page(store, *cursor, now, self.keep_for, self.overlap).await?;
+            let page = self.page(store, *cursor, now).await?;
             self.write().extend(page.revoked.iter().copied());
             *cursor = Some(page.next);
             if !page.is_full() {
@@ -174,45 +179,23 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::{Session, StoreOptions, User};
+    use crate::store::testing::{add_user, live_session, temp_store};
+    use crate::store::{Session, StoreOptions};
 
     /// A store holding sessions of one user, each revoked `ago`.
     async fn store_with_revocations(ago: &[Duration]) -> (Arc<dyn Store>, Vec<Uuid>) {
-        let file = std::env::temp_dir().join(format!("tollgate-unit-{}.db", Uuid::new_v4()));
-        sqlx::any::install_default_drivers();
         let options = StoreOptions {
             durable_commits: false,
             ..StoreOptions::default()
         };
-        let url = format!("sqlite://{}", file.display());
-        let store = crate::store::connect(&url, &options).await.expect("store");
-        let user = User {
-            id: Uuid::new_v4(),
-            username: "feed".into(),
-            email: String::new(),
-            first_name: String::new(),
-            last_name: String::new(),
-            gender: String::new(),
-            phone: String::new(),
-            city: String::new(),
-        };
-        store.insert_user(&user, "hash").await.expect("user");
+        let store = temp_store(&options).await;
+        let user = add_user(store.as_ref(), "feed").await;
         let now = OffsetDateTime::now_utc();
-        let hour = Duration::from_secs(3600);
         let mut ids = Vec::new();
         for &ago in ago {
             let session = Session {
-                id: Uuid::new_v4(),
-                user_id: user.id,
-                generation: 0,
-                rotated_at: None,
-                created_at: now - hour,
-                last_used_at: now - hour,
-                expires_at: now + hour,
                 revoked_at: Some(now - ago),
-                fingerprint_hash: None,
-                user_agent: None,
-                ip: None,
+                ..live_session(user.id, now - Duration::from_secs(1800))
             };
             store
                 .create_session(&session, now, &|_| Vec::new())

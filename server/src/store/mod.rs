@@ -6,6 +6,8 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -41,6 +41,8 @@ pub struct PostgresStore {
 
 #[async_trait]
 impl SqlBackend for PostgresStore {
+    const TAKE_RATE_TOKEN: &'static str = take_rate_token_sql!("GREATEST");
+
     fn sql(&self) -> &SharedSql {
         &self.sql
     }
@@ -104,19 +106,6 @@ impl SqlBackend for PostgresStore {
                 *listener = None;
             }
         }
-    }
-
-    async fn take_rate_token(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-        interval: Duration,
-        tolerance: Duration,
-    ) -> StoreResult<Option<Duration>> {
-        const TAKE: &str = take_rate_token_sql!("GREATEST");
-        self.sql
-            .take_rate_token(TAKE, key, now, interval, tolerance)
-            .await
     }
 }
 

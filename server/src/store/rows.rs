@@ -236,6 +236,17 @@ impl From<&StoredKey> for KeyRow {
     }
 }
 
+impl KeyRow {
+    /// `key` as a new current key: a key is always inserted current (`rotate_key` retires
+    /// the one before).
+    pub(super) fn current(key: &StoredKey) -> KeyRow {
+        KeyRow {
+            retired_at: None,
+            ..KeyRow::from(key)
+        }
+    }
+}
+
 impl TryFrom<KeyRow> for StoredKey {
     type Error = StoreError;
     fn try_from(row: KeyRow) -> StoreResult<StoredKey> {

@@ -281,13 +281,8 @@ pub(super) trait SqlBackend: Send + Sync + 'static {
 
     async fn rotate_session(&self, rotation: Rotation) -> StoreResult<Option<OffsetDateTime>>;
 
-    async fn take_rate_token(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-        interval: Duration,
-        tolerance: Duration,
-    ) -> StoreResult<Option<Duration>>;
+    /// `take_rate_token`'s statement (`take_rate_token_sql!` with the database's maximum).
+    const TAKE_RATE_TOKEN: &'static str;
 
     /// Without notifications, other processes' revocations are found by polling.
     async fn revocations_changed(&self, poll: Duration) {
@@ -541,12 +536,10 @@ impl<B: SqlBackend> Store for B {
             &KeyRow::placeholders(),
             ") ON CONFLICT DO NOTHING"
         ));
-        // A key is always inserted current; `rotate_key` retires the one before.
-        let row = KeyRow {
-            retired_at: None,
-            ..KeyRow::from(key)
-        };
-        row.bind_all(insert).execute(&self.sql().writer).await?;
+        KeyRow::current(key)
+            .bind_all(insert)
+            .execute(&self.sql().writer)
+            .await?;
         Ok(())
     }
 
@@ -566,11 +559,10 @@ impl<B: SqlBackend> Store for B {
             &KeyRow::placeholders(),
             ")"
         ));
-        let row = KeyRow {
-            retired_at: None,
-            ..KeyRow::from(key)
-        };
-        row.bind_all(insert).execute(&mut *tx).await?;
+        KeyRow::current(key)
+            .bind_all(insert)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -598,7 +590,9 @@ impl<B: SqlBackend> Store for B {
         interval: Duration,
         tolerance: Duration,
     ) -> StoreResult<Option<Duration>> {
-        SqlBackend::take_rate_token(self, key, now, interval, tolerance).await
+        self.sql()
+            .take_rate_token(Self::TAKE_RATE_TOKEN, key, now, interval, tolerance)
+            .await
     }
 
     async fn forget_recovered_rate_limits(&self, now: OffsetDateTime) -> StoreResult<u64> {

@@ -57,6 +57,8 @@ pub struct SqliteStore {
 
 #[async_trait]
 impl SqlBackend for SqliteStore {
+    const TAKE_RATE_TOKEN: &'static str = take_rate_token_sql!("MAX");
+
     fn sql(&self) -> &SharedSql {
         &self.sql
     }
@@ -100,19 +102,6 @@ impl SqlBackend for SqliteStore {
 
     async fn rotate_session(&self, rotation: Rotation) -> StoreResult<Option<OffsetDateTime>> {
         self.rotations.rotate(rotation).await
-    }
-
-    async fn take_rate_token(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-        interval: Duration,
-        tolerance: Duration,
-    ) -> StoreResult<Option<Duration>> {
-        const TAKE: &str = take_rate_token_sql!("MAX");
-        self.sql
-            .take_rate_token(TAKE, key, now, interval, tolerance)
-            .await
     }
 }
 
@@ -372,60 +361,27 @@ impl DirectReads {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{add_user, live_session, temp_sqlite_url, temp_store};
 
     async fn synchronous_of_writes(durable_commits: bool) -> i64 {
-        let file = std::env::temp_dir().join(format!("tollgate-unit-{}.db", Uuid::new_v4()));
         let options = StoreOptions {
             durable_commits,
             ..StoreOptions::default()
         };
-        sqlx::any::install_default_drivers();
-        let store = connect(&format!("sqlite://{}", file.display()), &options)
-            .await
-            .expect("store");
+        let store = connect(&temp_sqlite_url(), &options).await.expect("store");
         let mode = store.writer_pragma("synchronous").await.expect("pragma");
-        let _ = std::fs::remove_file(file);
+        store.close().await;
         mode
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_rotations_share_commits_and_each_gets_its_own_answer() {
-        use crate::store::{Session, Store};
-        let file = std::env::temp_dir().join(format!("tollgate-unit-{}.db", Uuid::new_v4()));
-        sqlx::any::install_default_drivers();
-        let url = format!("sqlite://{}", file.display());
-        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
-            connect(&url, &StoreOptions::default())
-                .await
-                .expect("store"),
-        );
-        let user = User {
-            id: Uuid::new_v4(),
-            username: "batch".into(),
-            email: String::new(),
-            first_name: String::new(),
-            last_name: String::new(),
-            gender: String::new(),
-            phone: String::new(),
-            city: String::new(),
-        };
-        store.insert_user(&user, "hash").await.expect("user");
+        let store = temp_store(&StoreOptions::default()).await;
+        let user = add_user(store.as_ref(), "batch").await;
         let now = OffsetDateTime::now_utc();
         let mut ids = Vec::new();
         for _ in 0..64 {
-            let session = Session {
-                id: Uuid::new_v4(),
-                user_id: user.id,
-                generation: 0,
-                rotated_at: None,
-                created_at: now,
-                last_used_at: now,
-                expires_at: now + time::Duration::hours(1),
-                revoked_at: None,
-                fingerprint_hash: None,
-                user_agent: None,
-                ip: None,
-            };
+            let session = live_session(user.id, now);
             store
                 .create_session(&session, now, &|_| Vec::new())
                 .await
@@ -466,7 +422,6 @@ mod tests {
         assert_eq!(value("tollgate_rotations_per_commit_sum"), 128.0);
         assert!(commits < 64.0, "{commits} commits for 128 rotations");
         store.close().await;
-        let _ = std::fs::remove_file(file);
     }
 
     #[tokio::test]
