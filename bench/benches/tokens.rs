@@ -1,5 +1,6 @@
-//! Micro-benchmarks: signing and verifying an access token per algorithm, the revocation
-//! check every authenticated request makes, and one Argon2id hash.
+//! Micro-benchmarks: signing and verifying an access token per algorithm (through
+//! `tollgate-verify`, as Tollgate and resource servers do, beside `jsonwebtoken` used
+//! directly), the revocation check every authenticated request makes, and one Argon2id hash.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +9,10 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use jsonwebtoken::Algorithm;
 use time::OffsetDateTime;
 use tollgate::config::{Secret, SigningConfig};
-use tollgate::sessions::{feed_overlap, Revocations};
 use tollgate::store::{StoreOptions, User};
 use tollgate::tokens::{Lifetimes, Tokens};
 use tollgate::users::Passwords;
+use tollgate_verify::RevokedSessions;
 
 fn user() -> User {
     User {
@@ -26,6 +27,8 @@ fn user() -> User {
     }
 }
 
+const HMAC_SECRET: &str = "a benchmark secret of 32 bytes!!";
+
 fn tokens(runtime: &tokio::runtime::Runtime, algorithm: Algorithm) -> Tokens {
     runtime.block_on(async {
         let file = std::env::temp_dir().join(format!("tollgate-bench-{}.db", uuid::Uuid::new_v4()));
@@ -35,8 +38,7 @@ fn tokens(runtime: &tokio::runtime::Runtime, algorithm: Algorithm) -> Tokens {
         )
         .await
         .expect("store");
-        let secret = (algorithm == Algorithm::HS256)
-            .then(|| Secret::from("a benchmark secret of 32 bytes!!".to_owned()));
+        let secret = (algorithm == Algorithm::HS256).then(|| Secret::from(HMAC_SECRET.to_owned()));
         let signing = SigningConfig { algorithm, secret };
         let lifetimes = Lifetimes {
             access: Duration::from_secs(900),
@@ -90,16 +92,38 @@ fn sign_and_verify(c: &mut Criterion) {
         c.bench_function(&format!("verify {algorithm:?} (seen before)"), |b| {
             b.iter(|| tokens.verify_access_now(&token).expect("valid"))
         });
+        c.bench_function(
+            &format!("jsonwebtoken::decode {algorithm:?} (direct)"),
+            |b| {
+                let jwks: jsonwebtoken::jwk::JwkSet =
+                    serde_json::from_value(tokens.jwks()).expect("jwks");
+                let key = match jwks.keys.first() {
+                    Some(jwk) => jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key"),
+                    None => {
+                        jsonwebtoken::DecodingKey::from_secret(HMAC_SECRET.as_bytes()).expect("key")
+                    }
+                };
+                let mut validation = jsonwebtoken::Validation::new(algorithm);
+                validation.leeway = 0;
+                validation.set_issuer(&["tollgate"]);
+                validation.set_audience(&["tollgate-api"]);
+                b.iter(|| {
+                    jsonwebtoken::decode::<tollgate::tokens::AccessClaims>(
+                        &token,
+                        &key,
+                        &validation,
+                    )
+                    .expect("valid")
+                })
+            },
+        );
     }
 }
 
-/// `is_revoked` with 10,000 sessions revoked within the access lifetime: a token of one of
-/// them, and of a live session (the usual case).
+/// The revocation check with 10,000 sessions revoked within the access lifetime: a token of
+/// one of them, and of a live session (the usual case).
 fn revocation_check(c: &mut Criterion) {
-    let revocations = Revocations::new(
-        Duration::from_secs(900),
-        feed_overlap(Duration::from_secs(5)),
-    );
+    let revocations = RevokedSessions::new();
     let now = OffsetDateTime::now_utc();
     let revoked: Vec<uuid::Uuid> = (0..10_000).map(|_| uuid::Uuid::new_v4()).collect();
     for &sid in &revoked {
@@ -107,10 +131,10 @@ fn revocation_check(c: &mut Criterion) {
     }
     let live = uuid::Uuid::new_v4();
     c.bench_function("revocation check (live session, 10k revoked)", |b| {
-        b.iter(|| assert!(!revocations.is_revoked(std::hint::black_box(live))))
+        b.iter(|| assert!(!revocations.contains(std::hint::black_box(live))))
     });
     c.bench_function("revocation check (revoked session, 10k revoked)", |b| {
-        b.iter(|| assert!(revocations.is_revoked(std::hint::black_box(revoked[4321]))))
+        b.iter(|| assert!(revocations.contains(std::hint::black_box(revoked[4321]))))
     });
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
+use axum::http::header::{CONTENT_TYPE, HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use ipnet::IpNet;
@@ -15,7 +15,8 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 use super::error::ApiError;
 use super::AppState;
-use crate::tokens::{AccessClaims, TokenError};
+use crate::tokens::AccessClaims;
+use tollgate_verify::axum::{authenticate, AuthRejection};
 
 /// `axum::Json` whose rejections are problem+json (400, 413 or 415).
 #[derive(FromRequest)]
@@ -70,60 +71,26 @@ pub fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The caller, known only from a verified access token (RFC 6750 bearer).
+/// The caller, known only from a verified access token (RFC 6750 bearer) of a session that
+/// was not revoked: `tollgate_verify`'s check, as resource servers run it.
 pub struct AuthUser(pub Arc<AccessClaims>);
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(&parts.headers)?;
-        let claims = state
-            .tokens
-            .verify_access(token)
+        authenticate(state.tokens.verifier(), &parts.headers)
             .await
-            .map_err(|error| match error {
-                TokenError::KeysUnavailable => ApiError::unavailable(error),
-                error => {
-                    tracing::debug!(
-                        error = &error as &dyn std::error::Error,
-                        "access token refused"
-                    );
+            .map(AuthUser)
+            .map_err(|rejection| match rejection {
+                AuthRejection::MissingToken => ApiError::Unauthorized { token_sent: false },
+                AuthRejection::InvalidToken(reason) => {
+                    tracing::debug!(%reason, "access token refused");
                     ApiError::Unauthorized { token_sent: true }
                 }
-            })?;
-        if state.sessions.is_revoked(claims.sid) {
-            tracing::debug!(session = %claims.sid, "access token of a revoked session refused");
-            return Err(ApiError::Unauthorized { token_sent: true });
-        }
-        Ok(AuthUser(claims))
+                AuthRejection::Unavailable(error) => ApiError::unavailable(error),
+            })
     }
-}
-
-/// The token of the one `Authorization: Bearer <token>` header.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        // None at all, or several: only a single header is unambiguous.
-        let several = headers.get_all(AUTHORIZATION).iter().count() > 1;
-        return Err(ApiError::Unauthorized {
-            token_sent: several,
-        });
-    };
-    // Bytes rather than `to_str`, and no token68 scan: a token that is not ASCII or not
-    // well-formed fails verification with the same answer, and these scans of every request's
-    // few hundred bytes showed up in the profile.
-    let value = value.as_bytes();
-    let Some(space) = value.iter().position(|&b| b == b' ') else {
-        return Err(ApiError::Unauthorized {
-            token_sent: value.eq_ignore_ascii_case(b"bearer"),
-        });
-    };
-    let (scheme, token) = (&value[..space], &value[space + 1..]);
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return Err(ApiError::Unauthorized { token_sent: false });
-    }
-    std::str::from_utf8(token).map_err(|_| ApiError::Unauthorized { token_sent: true })
 }
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the nearest

@@ -134,12 +134,17 @@ impl Sessions {
         access_lifetime: Duration,
         db_timeout: Duration,
     ) -> Self {
+        let revocations = Revocations::new(
+            access_lifetime,
+            feed_overlap(db_timeout),
+            tokens.verifier().revoked_sessions().clone(),
+        );
         Sessions {
             store,
             tokens,
             passwords,
             policy,
-            revocations: Revocations::new(access_lifetime, feed_overlap(db_timeout)),
+            revocations,
         }
     }
 
@@ -359,7 +364,8 @@ impl Sessions {
         now: OffsetDateTime,
     ) -> Result<Option<Introspection>, AuthError> {
         match self.tokens.verify_access(token).await {
-            Ok(claims) if !self.is_revoked(claims.sid) => {
+            // Sessions revoked are refused by the verifier.
+            Ok(claims) => {
                 return Ok(Some(Introspection {
                     kind: TokenKind::Access,
                     sub: claims.sub,

@@ -2,11 +2,11 @@
 //! (docs/api.md, "Revocation"). Every instance holds those revoked within the last access
 //! lifetime in memory and follows the store for the ones revoked elsewhere.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use time::OffsetDateTime;
+use tollgate_verify::RevokedSessions;
 use uuid::Uuid;
 
 use crate::store::{RevocationCursor, Store, StoreResult};
@@ -80,21 +80,23 @@ pub struct Revocations {
     keep_for: Duration,
     /// How far each catch-up looks back (`feed_overlap`).
     overlap: Duration,
-    revoked: RwLock<HashMap<Uuid, OffsetDateTime>>,
+    /// The verifier's set: what is added here is refused from the next request.
+    revoked: Arc<RevokedSessions>,
     /// Where the next catch-up continues. Held while one runs, so that they do not overlap.
     cursor: tokio::sync::Mutex<Option<RevocationCursor>>,
-    /// When a catch-up last read everything the store held.
-    caught_up: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Revocations {
-    pub fn new(access_lifetime: Duration, overlap: Duration) -> Revocations {
+    pub fn new(
+        access_lifetime: Duration,
+        overlap: Duration,
+        revoked: Arc<RevokedSessions>,
+    ) -> Revocations {
         Revocations {
             keep_for: access_lifetime + CLOCK_MARGIN,
             overlap,
-            revoked: RwLock::new(HashMap::new()),
+            revoked,
             cursor: tokio::sync::Mutex::new(None),
-            caught_up: std::sync::Mutex::new(None),
         }
     }
 
@@ -115,12 +117,12 @@ impl Revocations {
 
     /// Whether session `sid` was revoked within the access lifetime.
     pub fn is_revoked(&self, sid: Uuid) -> bool {
-        self.read().contains_key(&sid)
+        self.revoked.contains(sid)
     }
 
     /// Records a revocation made by this instance, at once.
     pub fn insert(&self, sid: Uuid, revoked_at: OffsetDateTime) {
-        self.write().insert(sid, revoked_at);
+        self.revoked.insert(sid, revoked_at);
     }
 
     /// Reads the revocations the store holds beyond what this instance has seen.
@@ -131,13 +133,10 @@ impl Revocations {
         loop {
             let now = OffsetDateTime::now_utc();
             let page = self.page(store, *cursor, now).await?;
-            self.write().extend(page.revoked.iter().copied());
+            self.revoked.extend(page.revoked.iter().copied());
             *cursor = Some(page.next);
             if !page.is_full() {
-                *self
-                    .caught_up
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+                self.revoked.mark_caught_up();
                 return Ok(());
             }
         }
@@ -146,31 +145,15 @@ impl Revocations {
     /// How long ago this instance last read every revocation the store held; None before the
     /// first time.
     pub fn staleness(&self) -> Option<Duration> {
-        self.caught_up
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .map(|at| at.elapsed())
+        self.revoked.staleness()
     }
 
     /// Forgets revocations whose access tokens are all dead, whether or not the store answers.
     fn prune(&self) {
-        let oldest = OffsetDateTime::now_utc() - self.keep_for;
-        let mut revoked = self.write();
-        revoked.retain(|_, revoked_at| *revoked_at > oldest);
-        metrics::gauge!("tollgate_revoked_sessions_held").set(revoked.len() as f64);
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, OffsetDateTime>> {
-        // Every update leaves the map consistent, so a panic elsewhere cannot corrupt it.
-        self.revoked
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, OffsetDateTime>> {
-        self.revoked
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        let held = self
+            .revoked
+            .prune(OffsetDateTime::now_utc() - self.keep_for);
+        metrics::gauge!("tollgate_revoked_sessions_held").set(held as f64);
     }
 }
 
@@ -252,7 +235,11 @@ mod tests {
     async fn an_instance_holds_what_it_read_and_forgets_it_with_the_tokens() {
         let minute = Duration::from_secs(60);
         let (store, ids) = store_with_revocations(&[minute, 30 * minute]).await;
-        let revocations = Revocations::new(15 * minute, feed_overlap(Duration::from_secs(5)));
+        let revocations = Revocations::new(
+            15 * minute,
+            feed_overlap(Duration::from_secs(5)),
+            Arc::new(RevokedSessions::new()),
+        );
         revocations
             .catch_up(store.as_ref())
             .await

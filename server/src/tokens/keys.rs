@@ -1,7 +1,6 @@
 //! The key lifecycle against the store: the first key, rotation, and the set of keys in
 //! force at a given time (which signs, which still verify, what the JWKS publishes).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,6 +9,7 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::json;
 use time::OffsetDateTime;
+use tollgate_verify::Keys;
 
 use super::signing::{alg_name, generate_key, Signer};
 use super::{Cause, TokenError};
@@ -21,7 +21,7 @@ use crate::store::Store;
 pub(super) struct KeySet {
     /// Latest activation first; a token is signed by the first one already active.
     signing: Vec<SigningKey>,
-    verifying: HashMap<String, DecodingKey>,
+    verifying: Keys,
     jwks: serde_json::Value,
 }
 
@@ -34,17 +34,9 @@ pub(super) struct SigningKey {
 }
 
 impl KeySet {
-    pub(super) fn verifying_key(&self, kid: &str) -> Option<&DecodingKey> {
-        self.verifying.get(kid)
-    }
-
-    /// Whether both sets verify with the same key ids.
-    pub(super) fn same_kids_as(&self, other: &KeySet) -> bool {
-        self.verifying.len() == other.verifying.len()
-            && other
-                .verifying
-                .keys()
-                .all(|kid| self.verifying.contains_key(kid))
+    /// The keys that verify: the current one and retired ones whose tokens may be alive.
+    pub(super) fn verifying(&self) -> &Keys {
+        &self.verifying
     }
 
     /// The public keys as a JWK Set.
@@ -68,7 +60,11 @@ pub(super) fn hmac_key_set(secret: &[u8]) -> Result<KeySet, TokenError> {
         cause: e.into(),
     })?;
     Ok(KeySet {
-        verifying: HashMap::from([(kid.clone(), verifying)]),
+        verifying: {
+            let mut keys = Keys::new();
+            keys.insert(kid.clone(), verifying);
+            keys
+        },
         signing: vec![SigningKey {
             kid,
             activates_at: OffsetDateTime::UNIX_EPOCH,
@@ -123,7 +119,7 @@ pub(super) async fn asymmetric_key_set(
 ) -> Result<KeySet, TokenError> {
     let now = OffsetDateTime::now_utc();
     let mut signing = Vec::new();
-    let mut verifying = HashMap::new();
+    let mut verifying = Keys::new();
     let mut public_keys = Vec::new();
     // Latest activation first (the store's order).
     for key in store.keys(alg_name(algorithm)).await? {

@@ -1,45 +1,40 @@
 //! JWT issue and verification (docs/api.md, "Tokens"). Signing keys live in the store so
 //! that every instance and every restart signs and verifies with the same ones.
 
-mod cache;
 mod claims;
 mod keys;
 mod signing;
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, Header, Validation};
-use serde::de::DeserializeOwned;
+use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 use time::OffsetDateTime;
+use tollgate_verify::{BoxFuture, KeySource, Keys, Policy, Rejection, Verifier, VerifyError};
 use uuid::Uuid;
 
 use crate::config::SigningConfig;
 use crate::store::{Store, StoreError, User};
-use cache::{Cached, VerifiedCache};
 use keys::{asymmetric_key_set, ensure_current_key, hmac_key_set, KeySet};
 
-pub use claims::{AccessClaims, RefreshClaims, TokenUser, ACCESS_TYP, REFRESH_TYP};
+pub use claims::{RefreshClaims, REFRESH_TYP};
 pub use keys::rotate_key;
-
-/// Longer tokens are refused before any parsing.
-const MAX_TOKEN_LEN: usize = 8 * 1024;
+pub use tollgate_verify::{AccessClaims, TokenUser, ACCESS_TYP};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// The token is not acceptable; the reason is for logs and metrics only.
     #[error("token rejected: {0}")]
-    Rejected(&'static str),
-    /// Signed by a key this instance does not hold (yet, or any more).
-    #[error("token rejected: unknown key id")]
-    UnknownKey,
+    Rejected(Rejection),
     /// A token named a key we do not hold, and the store could not be asked for it: "not
     /// now" rather than "no", so that nobody is signed out over an outage.
     #[error("the signing keys could not be reloaded")]
     KeysUnavailable,
+    #[error("the signing keys could not be reloaded")]
+    Reload(#[source] Cause),
     #[error("signing failed")]
     Signing(#[source] Cause),
     #[error("key generation failed")]
@@ -57,6 +52,18 @@ pub enum TokenError {
 /// The error underneath, kept whole.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
+impl From<VerifyError> for TokenError {
+    fn from(error: VerifyError) -> Self {
+        match error {
+            VerifyError::Rejected(rejection) => TokenError::Rejected(rejection),
+            // Revocations are not required of this verifier: only the keys can be missing.
+            VerifyError::KeysUnavailable | VerifyError::RevocationsStale => {
+                TokenError::KeysUnavailable
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {
     pub access: Duration,
@@ -64,25 +71,39 @@ pub struct Lifetimes {
     pub longest: Duration,
 }
 
-/// At most one reload of the keys per this interval because of an unknown `kid`: a token
-/// from a key rotated in elsewhere is verified at once, a stream of made-up kids costs little.
-const UNKNOWN_KID_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
-
+/// Issues tokens with the keys in force, and verifies them through `tollgate_verify`: the
+/// same checks, cache and revocations a resource server runs.
 pub struct Tokens {
     algorithm: Algorithm,
     issuer: String,
     audience: String,
     lifetimes: Lifetimes,
-    validation: Validation,
-    keys: RwLock<Arc<KeySet>>,
+    keys: Arc<RwLock<Arc<KeySet>>>,
+    verifier: Verifier,
+}
+
+/// The verifier's key source: the store, which also gives the keys that sign.
+struct StoreKeys {
     store: Arc<dyn Store>,
-    hmac_secret: Option<Vec<u8>>,
-    verified: VerifiedCache,
-    /// When the last reload for an unknown `kid` ran, and whether it succeeded. Callers wait
-    /// here for a reload in progress, then verify again.
-    last_unknown_kid_reload: tokio::sync::Mutex<Option<(Instant, bool)>>,
-    /// One reload at a time, so that a slower one cannot install an older key set.
-    reloading: tokio::sync::Mutex<()>,
+    algorithm: Algorithm,
+    longest: Duration,
+    keys: Arc<RwLock<Arc<KeySet>>>,
+}
+
+impl KeySource for StoreKeys {
+    fn fetch(&self) -> BoxFuture<'_, Result<Keys, Cause>> {
+        Box::pin(async move {
+            let keys = asymmetric_key_set(self.store.as_ref(), self.algorithm, self.longest)
+                .await
+                .map_err(Cause::from)?;
+            let verifying = keys.verifying().clone();
+            *self
+                .keys
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
+            Ok(verifying)
+        })
+    }
 }
 
 impl Tokens {
@@ -94,84 +115,49 @@ impl Tokens {
         audience: &str,
         lifetimes: Lifetimes,
     ) -> Result<Tokens, TokenError> {
-        let mut validation = Validation::new(signing.algorithm);
-        validation.leeway = 0;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let hmac_secret = signing
-            .secret
-            .as_ref()
-            .map(|secret| secret.expose().to_vec());
-        let keys = match &hmac_secret {
-            Some(secret) => hmac_key_set(secret)?,
+        // No leeway: the issuer is the verifier.
+        let policy = Policy::new(signing.algorithm, issuer, audience);
+        let (keys, source) = match &signing.secret {
+            Some(secret) => (hmac_key_set(secret.expose())?, None),
             None => {
                 ensure_current_key(store.as_ref(), signing.algorithm).await?;
-                asymmetric_key_set(store.as_ref(), signing.algorithm, lifetimes.longest).await?
+                let keys = asymmetric_key_set(store.as_ref(), signing.algorithm, lifetimes.longest)
+                    .await?;
+                (keys, Some(store))
             }
+        };
+        let verifier = Verifier::new(policy, keys.verifying().clone());
+        let keys = Arc::new(RwLock::new(Arc::new(keys)));
+        let verifier = match source {
+            Some(store) => verifier.with_key_source(StoreKeys {
+                store,
+                algorithm: signing.algorithm,
+                longest: lifetimes.longest,
+                keys: keys.clone(),
+            }),
+            None => verifier,
         };
         Ok(Tokens {
             algorithm: signing.algorithm,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             lifetimes,
-            validation,
-            keys: RwLock::new(Arc::new(keys)),
-            store,
-            hmac_secret,
-            verified: VerifiedCache::new(),
-            last_unknown_kid_reload: tokio::sync::Mutex::new(None),
-            reloading: tokio::sync::Mutex::new(()),
+            keys,
+            verifier,
         })
+    }
+
+    /// The verifier of access tokens, with the revoked sessions it refuses.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
     }
 
     /// Picks up keys rotated by another instance or by `tollgate keys rotate`.
     pub async fn reload(&self) -> Result<(), TokenError> {
-        if self.hmac_secret.is_some() {
-            return Ok(());
-        }
-        let _one_at_a_time = self.reloading.lock().await;
-        let keys =
-            asymmetric_key_set(self.store.as_ref(), self.algorithm, self.lifetimes.longest).await?;
-        let mut current = self
-            .keys
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let same_kids = current.same_kids_as(&keys);
-        *current = Arc::new(keys);
-        if !same_kids {
-            // A key that went away must stop verifying the tokens cached under it.
-            self.verified.keys_changed();
-        }
-        Ok(())
-    }
-
-    /// Reloads the keys after a token named a `kid` we do not hold, at most once per
-    /// `UNKNOWN_KID_RELOAD_INTERVAL`; within it, callers get the last reload's outcome.
-    async fn reload_for_unknown_kid(&self) -> Result<(), TokenError> {
-        if self.hmac_secret.is_some() {
-            return Ok(());
-        }
-        let mut last = self.last_unknown_kid_reload.lock().await;
-        if let Some((at, succeeded)) = *last {
-            if at.elapsed() < UNKNOWN_KID_RELOAD_INTERVAL {
-                return if succeeded {
-                    Ok(())
-                } else {
-                    Err(TokenError::KeysUnavailable)
-                };
-            }
-        }
-        let reloaded = self.reload().await;
-        *last = Some((Instant::now(), reloaded.is_ok()));
-        reloaded.map_err(|error| {
-            tracing::warn!(
-                error = &error as &dyn std::error::Error,
-                "key reload after an unknown kid failed"
-            );
-            TokenError::KeysUnavailable
-        })
+        self.verifier
+            .reload_keys()
+            .await
+            .map_err(TokenError::Reload)
     }
 
     fn current(&self) -> Arc<KeySet> {
@@ -203,6 +189,7 @@ impl Tokens {
                 email: user.email.clone(),
                 username: user.username.clone(),
             },
+            roles: Vec::new(),
         };
         Ok((self.sign(ACCESS_TYP, &claims)?, expires_at))
     }
@@ -248,83 +235,25 @@ impl Tokens {
         Ok(token)
     }
 
-    /// Verifies an access token; a `kid` not held yet triggers one (rate-limited) key reload.
+    /// Verifies an access token and refuses it if its session was revoked; a `kid` not held
+    /// yet triggers one (rate-limited) key reload.
     pub async fn verify_access(&self, token: &str) -> Result<Arc<AccessClaims>, TokenError> {
-        match self.verify_access_now(token) {
-            Err(TokenError::UnknownKey) => {
-                self.reload_for_unknown_kid().await?;
-                self.verify_access_now(token)
-            }
-            other => other,
-        }
+        Ok(self.verifier.verify_access(token).await?)
     }
 
-    /// Verifies an access token with the keys held now, from the cache when it can.
+    /// `verify_access` with the keys held now, from the cache when it can.
     pub fn verify_access_now(&self, token: &str) -> Result<Arc<AccessClaims>, TokenError> {
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        match self.verified.get(token, now) {
-            Cached::Valid(claims) => return Ok(claims),
-            Cached::Expired => return Err(TokenError::Rejected("expired")),
-            Cached::Unknown => {}
-        }
-        let epoch = self.verified.epoch();
-        let claims = Arc::new(self.verify::<AccessClaims>(token, ACCESS_TYP)?);
-        self.verified.insert(token, claims.clone(), epoch);
-        Ok(claims)
+        Ok(self.verifier.verify_access_now(token)?)
     }
 
     /// Verifies a refresh token; a `kid` not held yet triggers one (rate-limited) key reload.
     pub async fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        match self.verify_refresh_now(token) {
-            Err(TokenError::UnknownKey) => {
-                self.reload_for_unknown_kid().await?;
-                self.verify_refresh_now(token)
-            }
-            other => other,
-        }
+        Ok(self.verifier.verify(token, REFRESH_TYP).await?)
     }
 
     /// Verifies a refresh token with the keys held now.
     pub fn verify_refresh_now(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        self.verify(token, REFRESH_TYP)
-    }
-
-    fn verify<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Result<T, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Rejected("oversized token"));
-        }
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| TokenError::Rejected("bad header"))?;
-        if header.alg != self.algorithm {
-            return Err(TokenError::Rejected("unexpected algorithm"));
-        }
-        if header.typ.as_deref() != Some(typ) {
-            return Err(TokenError::Rejected("wrong token type"));
-        }
-        if header.jwk.is_some()
-            || header.jku.is_some()
-            || header.x5u.is_some()
-            || header.x5c.is_some()
-        {
-            return Err(TokenError::Rejected("header-supplied key"));
-        }
-        let kid = header.kid.ok_or(TokenError::Rejected("no key id"))?;
-        let keys = self.current();
-        let key = keys.verifying_key(&kid).ok_or(TokenError::UnknownKey)?;
-        jsonwebtoken::decode::<T>(token, key, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|error| {
-                use jsonwebtoken::errors::ErrorKind;
-                TokenError::Rejected(match error.kind() {
-                    ErrorKind::ExpiredSignature => "expired",
-                    ErrorKind::InvalidSignature => "bad signature",
-                    ErrorKind::InvalidIssuer => "wrong issuer",
-                    ErrorKind::InvalidAudience => "wrong audience",
-                    ErrorKind::ImmatureSignature => "not yet valid",
-                    ErrorKind::MissingRequiredClaim(_) => "missing claim",
-                    _ => "malformed",
-                })
-            })
+        Ok(self.verifier.verify_now(token, REFRESH_TYP)?)
     }
 
     /// The public keys as a JWK Set: the current one and retired ones still verifying.

@@ -4,28 +4,28 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::AccessClaims;
+use crate::AccessClaims;
 
 /// Tokens remembered at most.
 const ENTRIES: usize = 4096;
 
 /// Keyed by the exact token. An entry is used only while its `exp` is in the future and the
 /// key set it was verified with is still the one in force.
-pub(super) struct VerifiedCache {
+pub(crate) struct VerifiedCache {
     entries: quick_cache::sync::Cache<String, (Arc<AccessClaims>, u64)>,
     /// Bumped whenever the set of verifying keys changes, which invalidates every entry.
     key_epoch: AtomicU64,
 }
 
 /// What the cache knows of a token.
-pub(super) enum Cached {
+pub(crate) enum Cached {
     Valid(Arc<AccessClaims>),
     Expired,
     Unknown,
 }
 
 impl VerifiedCache {
-    pub(super) fn new() -> VerifiedCache {
+    pub(crate) fn new() -> VerifiedCache {
         VerifiedCache {
             entries: quick_cache::sync::Cache::new(ENTRIES),
             key_epoch: AtomicU64::new(0),
@@ -34,7 +34,7 @@ impl VerifiedCache {
 
     /// The token's claims if it was verified under the keys in force and has not expired
     /// by `now` (Unix seconds).
-    pub(super) fn get(&self, token: &str, now: i64) -> Cached {
+    pub(crate) fn get(&self, token: &str, now: i64) -> Cached {
         let epoch = self.key_epoch.load(Ordering::Acquire);
         let Some((claims, verified_in)) = self.entries.get(token) else {
             return Cached::Unknown;
@@ -51,18 +51,18 @@ impl VerifiedCache {
     }
 
     /// Remembers `claims` as verified under the keys in force since `epoch`.
-    pub(super) fn insert(&self, token: &str, claims: Arc<AccessClaims>, epoch: u64) {
+    pub(crate) fn insert(&self, token: &str, claims: Arc<AccessClaims>, epoch: u64) {
         self.entries.insert(token.to_owned(), (claims, epoch));
     }
 
     /// The current key epoch; read it before verifying, so that a key change during the
     /// verification leaves an entry that is never used.
-    pub(super) fn epoch(&self) -> u64 {
+    pub(crate) fn epoch(&self) -> u64 {
         self.key_epoch.load(Ordering::Acquire)
     }
 
     /// The verifying keys changed: forget everything verified before.
-    pub(super) fn keys_changed(&self) {
+    pub(crate) fn keys_changed(&self) {
         self.key_epoch.fetch_add(1, Ordering::AcqRel);
     }
 }
