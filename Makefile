@@ -7,7 +7,7 @@ NPM ?= npm
 TOLLGATE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TOLLGATE_TEST_DATABASE_URL
 
-.PHONY: run web test lint audit test-server test-web chromium bench
+.PHONY: run web test lint audit test-server test-node test-web node chromium bench
 
 run: web
 	$(CARGO) run --release --bin tollgate -- demo
@@ -20,7 +20,7 @@ web/node_modules: web/package-lock.json
 	cd web && $(NPM) ci --no-audit --no-fund
 	touch web/node_modules
 
-test: lint audit test-server test-web
+test: lint audit test-server test-node test-web
 
 lint: web/node_modules
 	$(CARGO) fmt --all -- --check
@@ -34,10 +34,27 @@ audit:
 	./scripts/ensure-cargo-audit.sh
 	$(CARGO) audit $(if $(ADVISORY_DB),--no-fetch --db $(ADVISORY_DB))
 
+# The Node.js verifier (built with tsc) and the Express example that installs it.
+node: clients/node/node_modules examples/express/node_modules
+	cd clients/node && npx tsc -p tsconfig.json
+
+clients/node/node_modules: clients/node/package-lock.json
+	cd clients/node && $(NPM) ci --no-audit --no-fund
+	touch clients/node/node_modules
+
+examples/express/node_modules: examples/express/package-lock.json
+	cd examples/express && $(NPM) ci --no-audit --no-fund
+	touch examples/express/node_modules
+
 # The API suite runs twice, once per backend; the multi-instance suite is PostgreSQL only.
-test-server:
+# The resource-server test starts the example binaries: built first, with the Node package.
+test-server: node
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 	TOLLGATE_TEST_BACKEND=postgres $(CARGO) test --test api
+
+test-node: node
+	cd clients/node && $(NPM) test
 
 # Unit tests (Vitest), then end-to-end tests against a real `tollgate demo` in Chromium.
 test-web: web chromium

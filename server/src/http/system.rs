@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -72,10 +72,18 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// How long resource servers may keep the JWKS: a rotated-in key is published a minute before
+/// it signs by default, and verifiers fetch again at once on a key id they do not know.
+const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
+
 /// The public keys that verify access tokens.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "system", responses((status = 200)))]
-pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.tokens.jwks())
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    (
+        [(CACHE_CONTROL, JWKS_CACHE_CONTROL)],
+        Json(state.tokens.jwks()),
+    )
+        .into_response()
 }
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {

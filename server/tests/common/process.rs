@@ -29,6 +29,15 @@ pub fn run_ok(args: &[&str], database: &str) {
     );
 }
 
+/// A port free now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A server process on a random port; killed when dropped. Its log goes to a file.
 pub struct Server {
     pub child: std::process::Child,
@@ -52,11 +61,11 @@ impl Server {
 
     /// Starts `tollgate COMMAND` without waiting for it to listen.
     pub fn spawn(database: &str, command: &str, extra: &[&str]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Server::spawn_on(free_port(), database, command, extra)
+    }
+
+    /// Starts `tollgate COMMAND` on `port` without waiting for it to listen.
+    pub fn spawn_on(port: u16, database: &str, command: &str, extra: &[&str]) -> Server {
         let log = std::env::temp_dir().join(format!("tollgate-test-{}.log", uuid::Uuid::new_v4()));
         // Rate limits off unless the test sets its own.
         let login_rate = if extra.contains(&"--login-rate") {
@@ -80,6 +89,10 @@ impl Server {
             log,
             port,
         }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn wait_ready(&mut self) {

@@ -1,0 +1,10 @@
+export { TokenRejected, Unavailable } from './errors.js';
+export { bearerToken, tollgate, type AuthenticatedRequest, type TollgateMiddleware } from './express.js';
+export {
+  ACCESS_TYP,
+  MAX_LEEWAY_SECONDS,
+  MAX_TOKEN_LENGTH,
+  TollgateVerifier,
+  type AccessClaims,
+  type TollgateOptions,
+} from './verifier.js';

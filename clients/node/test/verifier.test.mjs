@@ -1,0 +1,204 @@
+// The middleware against a small stand-in for Tollgate's JWKS and revocation feed, with keys
+// made here: every check refuses what it guards against, and the feed and keys are followed.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+
+import { TollgateVerifier, TokenRejected, Unavailable, tollgate } from '../dist/index.js';
+import { maxAgeMs } from '../dist/keys.js';
+
+const quiet = { warn() {}, info() {} };
+let server;
+let base;
+const state = { keys: [], revoked: [], jwksFetches: 0, down: false, cacheControl: null };
+let key;
+
+before(async () => {
+  key = await newKey('k1');
+  state.keys = [key.jwk];
+  server = createServer((request, response) => {
+    if (state.down) return response.destroy();
+    const url = new URL(request.url, 'http://x');
+    response.setHeader('Content-Type', 'application/json');
+    if (url.pathname === '/.well-known/jwks.json') {
+      state.jwksFetches += 1;
+      if (state.cacheControl) response.setHeader('Cache-Control', state.cacheControl);
+      return response.end(JSON.stringify({ keys: state.keys }));
+    }
+    if (url.pathname === '/api/revocations') {
+      return response.end(JSON.stringify({ revoked: state.revoked, cursor: '0-x' }));
+    }
+    response.statusCode = 404;
+    response.end('{}');
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${server.address().port}`;
+});
+
+after(() => server.close());
+
+async function newKey(kid) {
+  const { publicKey, privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'EdDSA' } };
+}
+
+function claims(overrides = {}) {
+  const user = randomUUID();
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    iss: 'tollgate', aud: 'tollgate-api', sub: user, sid: randomUUID(), iat: now,
+    exp: now + 900, jti: randomUUID(),
+    user: { id: user, email: 'ada@example.com', username: 'ada' },
+    ...overrides,
+  };
+}
+
+function sign(body, { signer = key, header = {} } = {}) {
+  return new SignJWT(body)
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: signer.kid, ...header })
+    .sign(signer.privateKey);
+}
+
+async function ready(options = {}) {
+  const verifier = new TollgateVerifier({ url: base, logger: quiet, pollMs: 50, ...options });
+  await verifier.follow();
+  return verifier;
+}
+
+async function reason(verifier, token) {
+  const error = await verifier.verify(token).then(() => null, (e) => e);
+  assert.ok(error instanceof TokenRejected, `expected a rejection, got ${error}`);
+  return error.reason;
+}
+
+test('a token from the key is accepted with its typed claims', async () => {
+  const verifier = await ready();
+  const verified = await verifier.verify(await sign(claims({ roles: ['admin'] })));
+  assert.equal(verified.user.username, 'ada');
+  assert.deepEqual(verified.roles, ['admin']);
+  assert.deepEqual((await verifier.verify(await sign(claims()))).roles, []);
+  verifier.close();
+});
+
+test('each check refuses what it guards against', async () => {
+  const verifier = await ready();
+  const other = await newKey('k1');
+  assert.equal(await reason(verifier, await sign(claims(), { signer: other })), 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
+  assert.equal(await reason(verifier, await sign(claims(), { header: { typ: 'rt+jwt' } })), 'wrong token type');
+  const hmac = await new SignJWT(claims())
+    .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' })
+    .sign(new TextEncoder().encode('a guessable secret of 32 bytes!!'));
+  assert.equal(await reason(verifier, hmac), 'unexpected algorithm');
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const none = `${part({ alg: 'none', typ: 'at+jwt', kid: 'k1' })}.${part(claims())}.`;
+  assert.equal(await reason(verifier, none), 'unexpected algorithm');
+  assert.equal(await reason(verifier, await sign(claims(), { header: { jku: 'https://attacker.example' } })), 'header-supplied key');
+  assert.equal(await reason(verifier, await sign(claims(), { header: { jwk: other.jwk } })), 'header-supplied key');
+  assert.equal(await reason(verifier, await sign(claims(), { header: { kid: undefined } })), 'no key id');
+  assert.equal(await reason(verifier, await sign(claims({ iss: 'someone-else' }))), 'ERR_JWT_CLAIM_VALIDATION_FAILED');
+  assert.equal(await reason(verifier, await sign(claims({ aud: 'another-api' }))), 'ERR_JWT_CLAIM_VALIDATION_FAILED');
+  const now = Math.floor(Date.now() / 1000);
+  assert.equal(await reason(verifier, await sign(claims({ exp: now - 1 }))), 'ERR_JWT_EXPIRED');
+  assert.equal(await reason(verifier, await sign(claims({ nbf: now + 60 }))), 'ERR_JWT_CLAIM_VALIDATION_FAILED');
+  assert.equal(await reason(verifier, await sign(claims({ user: 'nobody' }))), 'malformed claims');
+  assert.equal(await reason(verifier, await sign(claims({ pad: 'x'.repeat(9000) }))), 'oversized token');
+  assert.equal(await reason(verifier, 'not.a.token'), 'unreadable header');
+  assert.throws(() => new TollgateVerifier({ url: base, leewaySeconds: 6 }));
+  verifier.close();
+});
+
+test('a revoked session is refused once the feed names it, even after it was verified', async () => {
+  const verifier = await ready();
+  const body = claims();
+  const token = await sign(body);
+  await verifier.verify(token);
+  state.revoked = [{ sid: body.sid, revokedAt: new Date().toISOString() }];
+  await verifier.follow();
+  assert.equal(await reason(verifier, token), 'session revoked');
+  state.revoked = [];
+  verifier.close();
+});
+
+test('an unknown kid fetches the keys at most once a second', async () => {
+  const verifier = await ready();
+  const rotated = await newKey('k2');
+  state.keys = [key.jwk, rotated.jwk];
+  const fetches = state.jwksFetches;
+  await verifier.verify(await sign(claims(), { signer: rotated }));
+  assert.equal(state.jwksFetches, fetches + 1);
+  for (const kid of ['a', 'b', 'c']) {
+    assert.equal(await reason(verifier, await sign(claims(), { header: { kid } })), 'unknown key id');
+  }
+  assert.equal(state.jwksFetches, fetches + 1);
+  state.keys = [key.jwk];
+  verifier.close();
+});
+
+test('started while Tollgate is down: unavailable, then verifying once it is back; stale feed reported', async () => {
+  state.down = true;
+  const warnings = [];
+  const verifier = new TollgateVerifier({
+    url: base, pollMs: 50, logger: { warn: (m) => warnings.push(m), info() {} },
+  });
+  await verifier.follow();
+  const token = await sign(claims());
+  await assert.rejects(verifier.verify(token), Unavailable);
+  assert.equal(verifier.revocationStaleness(), null);
+  assert.equal(warnings.length, 1);
+  state.down = false;
+  await verifier.follow();
+  assert.equal((await verifier.verify(token)).user.username, 'ada');
+  // Down again: the keys held keep verifying.
+  state.down = true;
+  await verifier.follow();
+  assert.equal((await verifier.verify(token)).user.username, 'ada');
+  state.down = false;
+  verifier.close();
+});
+
+test('a bound on staleness answers unavailable once the feed is older', async () => {
+  const verifier = await ready({ maxRevocationStalenessMs: 20 });
+  const token = await sign(claims());
+  await verifier.verify(token);
+  verifier.close();
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  await assert.rejects(verifier.verify(token), Unavailable);
+});
+
+test('the JWKS is kept as long as its Cache-Control allows, within bounds', () => {
+  assert.equal(maxAgeMs('public, max-age=60'), 60_000);
+  assert.equal(maxAgeMs('max-age=0'), 1_000);
+  assert.equal(maxAgeMs('no-store'), 1_000);
+  assert.equal(maxAgeMs('max-age=99999999'), 24 * 3600_000);
+  assert.equal(maxAgeMs('public'), 300_000);
+  assert.equal(maxAgeMs(null), 300_000);
+});
+
+test('the middleware answers 401 with a challenge, or lets the claims through', async () => {
+  const middleware = tollgate(await ready());
+  const call = (authorization) =>
+    new Promise((resolve) => {
+      const request = { headers: authorization === undefined ? {} : { authorization } };
+      const headers = {};
+      const response = {
+        statusCode: 200,
+        setHeader: (name, value) => (headers[name.toLowerCase()] = value),
+        end: (body) => resolve({ status: response.statusCode, headers, body: JSON.parse(body) }),
+      };
+      middleware(request, response, () => resolve({ status: 'next', auth: request.auth }));
+    });
+  const passed = await call(`Bearer ${await sign(claims())}`);
+  assert.equal(passed.status, 'next');
+  assert.equal(passed.auth.user.username, 'ada');
+  const missing = await call(undefined);
+  assert.equal(missing.status, 401);
+  assert.equal(missing.headers['www-authenticate'], 'Bearer');
+  assert.equal(missing.headers['content-type'], 'application/problem+json');
+  const invalid = await call('Bearer x.y.z');
+  assert.equal(invalid.headers['www-authenticate'], 'Bearer error="invalid_token"');
+  assert.equal((await call(`Basic abc`)).status, 401);
+  middleware.verifier.close();
+});
