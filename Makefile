@@ -66,11 +66,16 @@ test-web: web chromium
 chromium:
 	./scripts/ensure-chromium.sh
 
-# Throughput, latency and memory against bare axum and Express, then micro-benchmarks.
-bench:
-	$(CARGO) build --release -p tollgate -p tollgate-bench --bins
+# Throughput, latency and memory against bare axum and Express, revocation to refusal, the
+# Node.js verifier against express-jwt, then micro-benchmarks.
+bench: node
+	$(CARGO) build --release -p tollgate -p tollgate-bench -p tollgate-example-axum --bins
 	cd bench/express && $(NPM) ci --no-audit --no-fund
 	./target/release/bench
+	# Revocation to refusal on another instance and on the example resource servers, and the
+	# Node.js verifier against express-jwt; appended to the day's results file.
+	./target/release/revocation_latency | tee -a bench/results/$$(date -u +%F).md
+	cd bench/express && node verify-bench.mjs | tee -a ../results/$$(date -u +%F).md
 	$(CARGO) bench -p tollgate-bench --bench tokens -- --output-format bencher > target/criterion.txt
 	# Criterion's one-line summaries, appended to the day's results file.
 	{ printf '\n## Micro-benchmarks (criterion, `cargo bench -p tollgate-bench`)\n\n```\n'; \

@@ -4,6 +4,9 @@ pub mod load;
 
 use std::time::Duration;
 
+use anyhow::Context;
+use sqlx::{Connection, Executor};
+
 /// p50 and p99 of a set of samples.
 pub fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
     samples.sort_unstable();
@@ -50,4 +53,17 @@ pub fn today() -> String {
         u8::from(now.month()),
         now.day()
     )
+}
+
+/// A new, empty PostgreSQL database on the server `TOLLGATE_TEST_DATABASE_URL` names.
+pub async fn fresh_postgres() -> anyhow::Result<String> {
+    let admin_url = std::env::var("TOLLGATE_TEST_DATABASE_URL")
+        .context("TOLLGATE_TEST_DATABASE_URL names the PostgreSQL server")?;
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+    let name = format!("tollgate_bench_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await?;
+    let (server, _) = admin_url.rsplit_once('/').context("URL with a database")?;
+    Ok(format!("{server}/{name}"))
 }

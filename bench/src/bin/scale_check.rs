@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
 use tollgate::sessions::{SessionLimit, SessionLimitPolicy};
 use tollgate::store::{Session, Store};
-use tollgate_bench::{machine_description, millis, percentiles, today};
+use tollgate_bench::{fresh_postgres, machine_description, millis, percentiles, today};
 
 const SYNTHETIC_USERS: u32 = 1000;
 const REFRESHES: usize = 300;
@@ -235,18 +235,6 @@ async fn measure(server: &Server, sessions: u64) -> anyhow::Result<Row> {
         login: percentiles(&mut logins),
         create_session: percentiles(&mut creations),
     })
-}
-
-async fn fresh_postgres() -> anyhow::Result<String> {
-    let admin_url = std::env::var("TOLLGATE_TEST_DATABASE_URL")
-        .context("TOLLGATE_TEST_DATABASE_URL names the PostgreSQL server")?;
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
-    let name = format!("tollgate_scale_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await?;
-    let (server, _) = admin_url.rsplit_once('/').context("URL with a database")?;
-    Ok(format!("{server}/{name}"))
 }
 
 /// Synthetic users, each with an equal share of `sessions` live sessions.
