@@ -107,6 +107,17 @@ impl Example {
             .unwrap()
     }
 
+    /// How long ago the example last read every revocation, in milliseconds (`/healthz`).
+    async fn staleness(&self) -> u64 {
+        let health: Value = reqwest::get(format!("{}/healthz", self.address))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        health["revocationsStalenessMs"].as_u64().unwrap()
+    }
+
     /// The status of `GET /api/hello` with `bearer`, once it is `expected` or `within` has
     /// passed; and how long that took.
     async fn wait_for(&self, bearer: &str, expected: StatusCode, within: Duration) -> Duration {
@@ -368,16 +379,25 @@ async fn example_resource_servers_verify_tollgate_tokens_and_follow_revocations(
         took[took.len() - 1]
     );
 
-    // Tollgate down: the examples keep verifying with the keys they hold.
+    // Tollgate down: the examples keep verifying with the keys they hold, also a token they
+    // have not seen before (not from their cache).
     let valid = token(&server.login_ok("user1").await, "accessToken");
+    let unseen = token(&server.login_ok("user1").await, "accessToken");
     for example in &examples {
         example
             .wait_for(&valid, StatusCode::OK, Duration::from_secs(5))
             .await;
+        assert!(example.staleness().await < 1500, "{}", example.name);
     }
     server.terminate();
     for example in &examples {
-        assert_eq!(example.hello(&valid).await.status(), StatusCode::OK);
+        assert_eq!(example.hello(&unseen).await.status(), StatusCode::OK);
+    }
+    // ...and say that their view of revocations is getting old.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for example in &examples {
+        let staleness = example.staleness().await;
+        assert!(staleness >= 1500, "{}: {staleness} ms", example.name);
     }
     // Restarted while Tollgate is down: "not now" (503), never "no" (401)...
     let examples: Vec<Example> = examples.into_iter().map(Example::restart).collect();

@@ -43,7 +43,8 @@ impl VerifiedCache {
             self.entries.remove(token);
             return Cached::Unknown;
         }
-        if claims.exp > now {
+        // As `check` does: a token is valid up to and including its `exp` second.
+        if claims.exp >= now {
             return Cached::Valid(claims);
         }
         self.entries.remove(token);

@@ -55,6 +55,10 @@ mod remote;
 mod revoked;
 mod verifier;
 
+/// The most revocations one page of the feed (`GET /api/revocations`) holds: a full page means
+/// more follow at once.
+pub const FEED_PAGE: usize = 1000;
+
 pub use check::{
     check, Keys, LeewayTooLong, NoUsableKey, Policy, Rejection, MAX_LEEWAY, MAX_TOKEN_LEN,
 };

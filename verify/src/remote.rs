@@ -13,14 +13,13 @@ use uuid::Uuid;
 
 use crate::check::{Keys, LeewayTooLong, Policy};
 use crate::verifier::{BoxFuture, Cause, KeySource, Verifier};
+use crate::FEED_PAGE;
 
 /// How long the keys are kept when the JWKS answer says nothing about caching.
 const DEFAULT_KEYS_MAX_AGE: Duration = Duration::from_secs(300);
 /// Bounds on the JWKS answer's `max-age`: not refetched more often, never kept longer.
 const KEYS_MAX_AGE_RANGE: (Duration, Duration) =
     (Duration::from_secs(1), Duration::from_secs(24 * 3600));
-/// Revocations in one page of the feed at most: a full page means more follow at once.
-const FEED_PAGE: usize = 1000;
 /// How long past a token lifetime a revocation is kept: clocks differ a little.
 const CLOCK_MARGIN: Duration = Duration::from_secs(60);
 
@@ -39,8 +38,10 @@ pub struct RemoteConfig {
     pub leeway: Duration,
     /// How often the revocation feed is read (default 1 s).
     pub poll: Duration,
-    /// `TOLLGATE_ACCESS_TTL` (default 15 min): revocations are kept this long at least (and
-    /// as long as the longest-lived token seen).
+    /// The longest `TOLLGATE_ACCESS_TTL` to expect: revocations are kept this long (and as
+    /// long as the longest-lived token seen). Default one day, Tollgate's maximum, so that no
+    /// setting of the server can outlive them; set it to the server's (15 min by default) to
+    /// hold fewer.
     pub access_lifetime: Duration,
     /// Refuse tokens (503) while the feed was last read longer ago than this. Default `None`:
     /// while Tollgate is unreachable, tokens keep working and the staleness is reported.
@@ -60,7 +61,7 @@ impl RemoteConfig {
             algorithm: Algorithm::EdDSA,
             leeway: Duration::ZERO,
             poll: Duration::from_secs(1),
-            access_lifetime: Duration::from_secs(15 * 60),
+            access_lifetime: Duration::from_secs(24 * 3600),
             max_revocation_staleness: None,
             request_timeout: Duration::from_secs(5),
         }
@@ -75,6 +76,10 @@ pub enum RemoteError {
     NoPublicKeys,
     #[error("the base URL must start with http:// or https://")]
     BadBaseUrl,
+    #[error("an https:// URL needs the crate's `rustls-tls` feature")]
+    NoTls,
+    #[error("the poll interval must be at least 10 ms")]
+    BadPoll,
     #[error("the HTTP client could not be built")]
     Client(#[source] reqwest::Error),
 }
@@ -93,6 +98,12 @@ pub fn remote(config: RemoteConfig) -> Result<Arc<Verifier>, RemoteError> {
     let base = config.base_url.trim_end_matches('/').to_owned();
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         return Err(RemoteError::BadBaseUrl);
+    }
+    if base.starts_with("https://") && !cfg!(feature = "rustls-tls") {
+        return Err(RemoteError::NoTls);
+    }
+    if config.poll < Duration::from_millis(10) {
+        return Err(RemoteError::BadPoll);
     }
     let client = reqwest::Client::builder()
         .timeout(config.request_timeout)

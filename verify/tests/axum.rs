@@ -107,6 +107,32 @@ async fn the_extractor_admits_a_valid_token_and_answers_401_otherwise() {
 }
 
 #[tokio::test]
+async fn unread_revocations_answer_503_with_retry_after_never_401() {
+    let (verifier, token) = verifier_and_token(Uuid::new_v4());
+    let verifier = Arc::into_inner(verifier)
+        .expect("sole owner")
+        .requiring_revocations(None);
+    let app = Router::new()
+        .route("/me", get(whoami))
+        .with_state(Arc::new(verifier));
+    let response = app
+        .oneshot(
+            Request::get("/me")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+}
+
+#[tokio::test]
 async fn the_layer_guards_every_route_under_it_and_hands_over_the_claims() {
     let (verifier, token) = verifier_and_token(Uuid::new_v4());
     let app = Router::new()

@@ -3,6 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TokenRejected } from './errors.js';
 import { TollgateVerifier, type AccessClaims, type TollgateOptions } from './verifier.js';
 
+const INVALID_TOKEN = 'Bearer error="invalid_token"';
+
 /** A request the middleware let through: `auth` holds the caller's claims. */
 export interface AuthenticatedRequest extends IncomingMessage {
   auth: AccessClaims;
@@ -35,29 +37,33 @@ export function tollgate(options: TollgateOptions | TollgateVerifier): TollgateM
     response: ServerResponse,
     next: (error?: unknown) => void,
   ) => {
+    // Several Authorization headers are ambiguous (Node itself would keep only the first).
+    if ((request.headersDistinct?.['authorization']?.length ?? 0) > 1) {
+      problem(response, 401, 'The access token is invalid or has expired.', INVALID_TOKEN);
+      return;
+    }
     const token = bearerToken(request.headers.authorization);
     if (token === undefined) {
       problem(response, 401, 'An access token is required.', 'Bearer');
       return;
     }
-    verifier.verify(token).then(
-      (claims) => {
-        (request as AuthenticatedRequest).auth = claims;
-        next();
-      },
-      (error: unknown) => {
-        if (error instanceof TokenRejected) {
-          problem(
-            response,
-            401,
-            'The access token is invalid or has expired.',
-            'Bearer error="invalid_token"',
-          );
-        } else {
-          problem(response, 503, 'The service is temporarily unavailable.');
-        }
-      },
-    );
+    verifier
+      .verify(token)
+      .then(
+        (claims) => {
+          (request as AuthenticatedRequest).auth = claims;
+          next();
+        },
+        (error: unknown) => {
+          if (error instanceof TokenRejected) {
+            problem(response, 401, 'The access token is invalid or has expired.', INVALID_TOKEN);
+          } else {
+            problem(response, 503, 'The service is temporarily unavailable.');
+          }
+        },
+      )
+      // What the next handler throws goes to Express's error handling, never unhandled.
+      .catch((error: unknown) => next(error));
   };
   return Object.assign(middleware, { verifier });
 }

@@ -26,6 +26,8 @@ export function maxAgeMs(cacheControl: string | null): number {
 export class RemoteKeys {
   private keySet: JWTVerifyGetKey | null = null;
   private kids = new Set<string>();
+  /** Bumped whenever the key ids change: a verification that began before does not cache. */
+  generation = 0;
   private refreshAt = 0;
   private lastUnknownKidFetch: { at: number; ok: boolean } | null = null;
   private inFlight: Promise<void> | null = null;
@@ -56,10 +58,15 @@ export class RemoteKeys {
     const set = (await response.json()) as JSONWebKeySet;
     if (!Array.isArray(set?.keys)) throw new Error(`${this.url} gave no key set`);
     const kids = new Set(set.keys.flatMap((key) => (typeof key.kid === 'string' ? [key.kid] : [])));
+    // An answer without a usable key keeps the keys held: it must not make every token fail.
+    if (kids.size === 0) throw new Error(`${this.url} gave no key with a kid`);
     const changed = kids.size !== this.kids.size || [...kids].some((kid) => !this.kids.has(kid));
     this.keySet = createLocalJWKSet(set);
     this.kids = kids;
-    if (changed) this.onChange();
+    if (changed) {
+      this.generation += 1;
+      this.onChange();
+    }
     this.refreshAt = Date.now() + maxAgeMs(response.headers.get('cache-control'));
   }
 

@@ -44,7 +44,11 @@ export interface TollgateOptions {
   leewaySeconds?: number;
   /** How often the revocation feed is read (default 1000). */
   pollMs?: number;
-  /** `TOLLGATE_ACCESS_TTL` (default 15 min): revocations are kept this long at least. */
+  /**
+   * The longest `TOLLGATE_ACCESS_TTL` to expect: revocations are kept this long (and as long as
+   * the longest-lived token seen). Default one day, Tollgate's maximum, so that no setting of
+   * the server outlives them; set it to the server's (15 min by default) to hold fewer.
+   */
   accessLifetimeMs?: number;
   /**
    * Answer 503 while the feed was last read longer ago than this. Default: none, tokens keep
@@ -80,6 +84,12 @@ export class TollgateVerifier {
   constructor(options: TollgateOptions) {
     const base = options.url.replace(/\/+$/, '');
     if (!/^https?:\/\//.test(base)) throw new Error('url must start with http:// or https://');
+    const algorithm = options.algorithm ?? 'EdDSA';
+    if (!['EdDSA', 'ES256', 'RS256'].includes(algorithm)) {
+      throw new Error('algorithm must be EdDSA, ES256 or RS256 (HS256 publishes no keys)');
+    }
+    const pollMs = options.pollMs ?? 1000;
+    if (!(pollMs >= 10)) throw new Error('pollMs must be at least 10');
     const leeway = options.leewaySeconds ?? 0;
     if (!(leeway >= 0 && leeway <= MAX_LEEWAY_SECONDS)) {
       throw new Error(`leewaySeconds must be between 0 and ${MAX_LEEWAY_SECONDS}`);
@@ -88,10 +98,10 @@ export class TollgateVerifier {
       url: base,
       issuer: options.issuer ?? 'tollgate',
       audience: options.audience ?? 'tollgate-api',
-      algorithm: options.algorithm ?? 'EdDSA',
+      algorithm,
       leewaySeconds: leeway,
-      pollMs: options.pollMs ?? 1000,
-      accessLifetimeMs: options.accessLifetimeMs ?? 15 * 60_000,
+      pollMs,
+      accessLifetimeMs: options.accessLifetimeMs ?? 24 * 3600_000,
       maxRevocationStalenessMs: options.maxRevocationStalenessMs,
       timeoutMs: options.timeoutMs ?? 5000,
       logger: options.logger ?? console,
@@ -184,6 +194,8 @@ export class TollgateVerifier {
     }
     if (typeof header.kid !== 'string') throw rejected('no key id');
     const keySet = await this.keys.forKid(header.kid);
+    // Read before verifying: keys that change meanwhile leave this token uncached.
+    const generation = this.keys.generation;
     if (keySet === null) throw new Unavailable('the signing keys could not be fetched');
     let payload: JWTPayload;
     try {
@@ -207,6 +219,7 @@ export class TollgateVerifier {
     }
     const claims = accessClaims(payload);
     this.longestLifetimeMs = Math.max(this.longestLifetimeMs, (claims.exp - claims.iat) * 1000);
+    if (generation !== this.keys.generation) return claims;
     if (this.verified.size >= CACHE_ENTRIES) {
       // The oldest entry: a Map iterates in insertion order.
       const oldest = this.verified.keys().next();

@@ -97,6 +97,12 @@ test('each check refuses what it guards against', async () => {
   assert.equal(await reason(verifier, none), 'unexpected algorithm');
   assert.equal(await reason(verifier, await sign(claims(), { header: { jku: 'https://attacker.example' } })), 'header-supplied key');
   assert.equal(await reason(verifier, await sign(claims(), { header: { jwk: other.jwk } })), 'header-supplied key');
+  assert.equal(await reason(verifier, await sign(claims(), { header: { x5u: 'https://attacker.example/c' } })), 'header-supplied key');
+  assert.equal(await reason(verifier, await sign(claims(), { header: { x5c: ['MIIB'] } })), 'header-supplied key');
+  const noExp = claims();
+  delete noExp.exp;
+  assert.equal(await reason(verifier, await sign(noExp)), 'ERR_JWT_CLAIM_VALIDATION_FAILED');
+  assert.throws(() => new TollgateVerifier({ url: base, algorithm: 'HS256' }));
   assert.equal(await reason(verifier, await sign(claims(), { header: { kid: undefined } })), 'no key id');
   assert.equal(await reason(verifier, await sign(claims({ iss: 'someone-else' }))), 'ERR_JWT_CLAIM_VALIDATION_FAILED');
   assert.equal(await reason(verifier, await sign(claims({ aud: 'another-api' }))), 'ERR_JWT_CLAIM_VALIDATION_FAILED');
@@ -140,8 +146,9 @@ test('an unknown kid fetches the keys at most once a second', async () => {
 test('started while Tollgate is down: unavailable, then verifying once it is back; stale feed reported', async () => {
   state.down = true;
   const warnings = [];
+  // No background rounds: this test drives them.
   const verifier = new TollgateVerifier({
-    url: base, pollMs: 50, logger: { warn: (m) => warnings.push(m), info() {} },
+    url: base, pollMs: 60_000, logger: { warn: (m) => warnings.push(m), info() {} },
   });
   await verifier.follow();
   const token = await sign(claims());
@@ -151,21 +158,55 @@ test('started while Tollgate is down: unavailable, then verifying once it is bac
   state.down = false;
   await verifier.follow();
   assert.equal((await verifier.verify(token)).user.username, 'ada');
-  // Down again: the keys held keep verifying.
+  // Down again: the keys held keep verifying a token never seen before.
   state.down = true;
   await verifier.follow();
-  assert.equal((await verifier.verify(token)).user.username, 'ada');
+  assert.equal((await verifier.verify(await sign(claims()))).user.username, 'ada');
   state.down = false;
   verifier.close();
 });
 
 test('a bound on staleness answers unavailable once the feed is older', async () => {
-  const verifier = await ready({ maxRevocationStalenessMs: 20 });
+  const verifier = await ready({ maxRevocationStalenessMs: 300, pollMs: 60_000 });
   const token = await sign(claims());
   await verifier.verify(token);
   verifier.close();
-  await new Promise((resolve) => setTimeout(resolve, 60));
+  await new Promise((resolve) => setTimeout(resolve, 600));
   await assert.rejects(verifier.verify(token), Unavailable);
+});
+
+test('leeway of up to 5 s applies to expiry, from the cache too', async () => {
+  const lenient = await ready({ leewaySeconds: 5 });
+  const strict = await ready();
+  const justExpired = await sign(claims({ exp: Math.floor(Date.now() / 1000) - 2 }));
+  await lenient.verify(justExpired);
+  await lenient.verify(justExpired);
+  assert.equal(await reason(strict, justExpired), 'ERR_JWT_EXPIRED');
+  // A token verified while valid is refused from the cache once it expires.
+  const shortLived = await sign(claims({ exp: Math.floor(Date.now() / 1000) + 1 }));
+  await strict.verify(shortLived);
+  await new Promise((resolve) => setTimeout(resolve, 2100));
+  assert.equal(await reason(strict, shortLived), 'expired');
+  lenient.close();
+  strict.close();
+});
+
+test('a key that goes away stops verifying tokens cached under it; an empty key set is ignored', async () => {
+  const verifier = await ready({ pollMs: 60_000 });
+  const token = await sign(claims());
+  await verifier.verify(token);
+  const rotated = await newKey('k2');
+  state.keys = [rotated.jwk];
+  // A token of the new key makes the verifier fetch the keys, which no longer hold k1.
+  await verifier.verify(await sign(claims(), { signer: rotated }));
+  assert.equal(await reason(verifier, token), 'unknown key id');
+  // An answer with no usable key changes nothing.
+  state.keys = [];
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await assert.rejects(verifier.verify(await sign(claims(), { header: { kid: 'k3' } })));
+  assert.equal((await verifier.verify(await sign(claims(), { signer: rotated }))).user.username, 'ada');
+  state.keys = [key.jwk];
+  verifier.close();
 });
 
 test('the JWKS is kept as long as its Cache-Control allows, within bounds', () => {
@@ -200,5 +241,18 @@ test('the middleware answers 401 with a challenge, or lets the claims through', 
   const invalid = await call('Bearer x.y.z');
   assert.equal(invalid.headers['www-authenticate'], 'Bearer error="invalid_token"');
   assert.equal((await call(`Basic abc`)).status, 401);
+  // Several Authorization headers: refused, whichever comes first.
+  const valid = `Bearer ${await sign(claims())}`;
+  const several = await new Promise((resolve) => {
+    const token = valid;
+    const request = { headers: { authorization: token }, headersDistinct: { authorization: [token, token] } };
+    const response = {
+      statusCode: 200,
+      setHeader() {},
+      end: () => resolve(response.statusCode),
+    };
+    middleware(request, response, () => resolve('next'));
+  });
+  assert.equal(several, 401);
   middleware.verifier.close();
 });

@@ -148,11 +148,6 @@ impl Sessions {
         }
     }
 
-    /// Whether session `sid` was revoked while its access tokens may still be valid.
-    pub fn is_revoked(&self, sid: Uuid) -> bool {
-        self.revocations.is_revoked(sid)
-    }
-
     /// Reads revocations made elsewhere (other instances, the command line).
     pub async fn catch_up_revocations(&self) -> Result<(), AuthError> {
         Ok(self.revocations.catch_up(self.store.as_ref()).await?)

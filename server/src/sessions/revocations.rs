@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::store::{RevocationCursor, Store, StoreResult};
 
-/// Revocations in one page of the feed at most.
-pub const FEED_PAGE: u32 = 1000;
+/// Revocations in one page of the feed at most (the contract's figure, which verifiers know).
+pub const FEED_PAGE: u32 = tollgate_verify::FEED_PAGE as u32;
 /// How far back each read of the feed looks again once it has caught up, so that a revocation
 /// committed after later ones were read is still seen: longer than a write can wait for its
 /// connection and its statement (`db_timeout` each; SQLite's writer waits 30 s at least), and
@@ -113,11 +113,6 @@ impl Revocations {
         now: OffsetDateTime,
     ) -> StoreResult<RevocationPage> {
         revocation_page(store, after, now, self.keep_for, self.overlap).await
-    }
-
-    /// Whether session `sid` was revoked within the access lifetime.
-    pub fn is_revoked(&self, sid: Uuid) -> bool {
-        self.revoked.contains(sid)
     }
 
     /// Records a revocation made by this instance, at once.
@@ -235,23 +230,24 @@ mod tests {
     async fn an_instance_holds_what_it_read_and_forgets_it_with_the_tokens() {
         let minute = Duration::from_secs(60);
         let (store, ids) = store_with_revocations(&[minute, 30 * minute]).await;
+        let revoked = Arc::new(RevokedSessions::new());
         let revocations = Revocations::new(
             15 * minute,
             feed_overlap(Duration::from_secs(5)),
-            Arc::new(RevokedSessions::new()),
+            revoked.clone(),
         );
         revocations
             .catch_up(store.as_ref())
             .await
             .expect("catch up");
-        assert!(revocations.is_revoked(ids[0]));
-        assert!(!revocations.is_revoked(ids[1]), "its tokens are dead");
+        assert!(revoked.contains(ids[0]));
+        assert!(!revoked.contains(ids[1]), "its tokens are dead");
         revocations.insert(ids[1], OffsetDateTime::now_utc() - 30 * minute);
         revocations
             .catch_up(store.as_ref())
             .await
             .expect("catch up");
-        assert!(!revocations.is_revoked(ids[1]), "pruned");
+        assert!(!revoked.contains(ids[1]), "pruned");
         assert!(revocations.staleness().is_some());
         store.close().await;
     }

@@ -33,7 +33,7 @@ pub enum TokenError {
     /// now" rather than "no", so that nobody is signed out over an outage.
     #[error("the signing keys could not be reloaded")]
     KeysUnavailable,
-    #[error("the signing keys could not be reloaded")]
+    #[error("key reload failed")]
     Reload(#[source] Cause),
     #[error("signing failed")]
     Signing(#[source] Cause),

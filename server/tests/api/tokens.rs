@@ -214,7 +214,8 @@ async fn the_jwks_verifies_access_tokens_offline() {
     validation.set_audience(&["tollgate-api"]);
     validation.set_issuer(&["tollgate"]);
     let verified = jsonwebtoken::decode::<Value>(&access, &key, &validation).unwrap();
-    assert_eq!(verified.claims["user"]["username"], "user1"); // Verifiers may keep it a while (and fetch again on a key id they do not know).
+    assert_eq!(verified.claims["user"]["username"], "user1");
+    // Verifiers may keep it a while (and fetch again on a key id they do not know).
     let response = app
         .client
         .get(app.url("/.well-known/jwks.json"))
