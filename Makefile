@@ -12,9 +12,10 @@ export TOLLGATE_TEST_DATABASE_URL
 run: web
 	$(CARGO) run --release --bin tollgate -- demo
 
-# The client, built into web/dist/tollgate-web/browser, where `tollgate` serves it from.
+# The Angular library (web/dist/tollgate-angular, an npm package), then the client that uses
+# it, built into web/dist/tollgate-web/browser, where `tollgate` serves it from.
 web: web/node_modules
-	cd web && npx ng build
+	cd web && npx ng build tollgate-angular && npx ng build tollgate-web
 
 web/node_modules: web/package-lock.json
 	cd web && $(NPM) ci --no-audit --no-fund
@@ -56,9 +57,10 @@ test-server: node
 test-node: node
 	cd clients/node && $(NPM) test
 
-# Unit tests (Vitest), then end-to-end tests against a real `tollgate demo` in Chromium.
+# Unit tests (Vitest) of the library and the client, then end-to-end tests against a real
+# `tollgate demo` in Chromium, among them the library installed into a new Angular app.
 test-web: web chromium
-	cd web && npx ng test --watch=false
+	cd web && npx ng test tollgate-angular --watch=false && npx ng test tollgate-web --watch=false
 	# The debug `tollgate` the server tests use (same features, so nothing is rebuilt).
 	$(CARGO) test --workspace --no-run
 	cd web && node --test --test-concurrency=1 e2e/

@@ -20,6 +20,14 @@ module.exports = tseslint.config(
     },
   },
   {
+    // The library's components are `tollgate-…` in the apps that install it.
+    files: ['projects/tollgate-angular/**/*.ts'],
+    rules: {
+      '@angular-eslint/component-selector': ['error', { type: 'element', prefix: 'tollgate', style: 'kebab-case' }],
+      '@angular-eslint/directive-selector': ['error', { type: 'attribute', prefix: 'tollgate', style: 'camelCase' }],
+    },
+  },
+  {
     files: ['**/*.html'],
     extends: [...angular.configs.templateRecommended, ...angular.configs.templateAccessibility],
   },

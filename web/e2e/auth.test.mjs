@@ -105,6 +105,35 @@ describe('the Tollgate client', () => {
     await second.getByRole('link', { name: 'Login' }).waitFor();
   });
 
+  it('times out for inactivity across tabs: activity in either counts, the warning can be dismissed', async () => {
+    server = await startServer();
+    // Signed out after 6 s without activity, warned 3 s before.
+    const context = await newDevice(browser, { 'tollgate.idleSeconds': '6' });
+    const [first, second] = [await context.newPage(), await context.newPage()];
+    await signIn(first, server);
+    await second.goto(`${server.url}/profile`);
+    await second.getByRole('cell', { name: 'Initech' }).waitFor();
+    // Activity in the second tab keeps the first one signed in too.
+    for (let step = 0; step < 16; step++) {
+      await second.mouse.move(10 + step * 5, 10 + step * 5);
+      await sleep(500);
+    }
+    for (const page of [first, second]) {
+      assert.equal(await page.getByRole('alert').count(), 0);
+      await page.getByRole('button', { name: 'Logout' }).waitFor();
+    }
+    // Idle: both tabs warn; staying in one dismisses the warning in both.
+    const warning = (page) => page.getByText(/You will be signed out in/);
+    await warning(first).waitFor({ timeout: 6000 });
+    await warning(second).waitFor();
+    await first.getByRole('button', { name: 'Stay signed in' }).click();
+    await warning(second).waitFor({ state: 'detached', timeout: 3000 });
+    await warning(first).waitFor({ state: 'detached' });
+    // Idle again: both tabs are signed out.
+    await first.waitForURL('**/login', { timeout: 10_000 });
+    await second.waitForURL('**/login', { timeout: 3000 });
+  });
+
   it('signs a device out when another device revokes it', async () => {
     server = await startServer();
     const laptop = await (await newDevice(browser)).newPage();

@@ -1,21 +1,18 @@
 import { provideHttpClient, withInterceptors } from '@angular/common/http';
-import {
-  ApplicationConfig,
-  inject,
-  provideAppInitializer,
-  provideBrowserGlobalErrorListeners,
-} from '@angular/core';
+import { ApplicationConfig, provideBrowserGlobalErrorListeners } from '@angular/core';
 import { provideRouter, withComponentInputBinding } from '@angular/router';
+import { provideTollgate, tollgateInterceptor } from 'tollgate-angular';
 
 import { routes } from './app.routes';
-import { authInterceptor } from './core/auth.interceptor';
-import { AuthService } from './core/auth.service';
+import { demoSettings } from './demo-settings';
+
+const { apiUrl, features } = demoSettings(globalThis.localStorage);
 
 export const appConfig: ApplicationConfig = {
   providers: [
     provideBrowserGlobalErrorListeners(),
     provideRouter(routes, withComponentInputBinding()),
-    provideHttpClient(withInterceptors([authInterceptor])),
-    provideAppInitializer(() => inject(AuthService).restore()),
+    provideHttpClient(withInterceptors([tollgateInterceptor])),
+    provideTollgate({ apiUrl }, ...features),
   ],
 };

@@ -1,9 +1,9 @@
 import { Routes } from '@angular/router';
+import { authGuard } from 'tollgate-angular';
 
-import { authGuard } from './core/auth.guard';
-import { HomePage } from './pages/home';
-import { LoginPage } from './pages/login';
-import { ProfilePage } from './pages/profile';
+import { ProfilePage } from './account/profile-page';
+import { LoginPage } from './auth/login-page';
+import { HomePage } from './home/home-page';
 
 export const routes: Routes = [
   { path: '', component: HomePage, title: 'Tollgate' },

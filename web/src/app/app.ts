@@ -1,7 +1,6 @@
 import { ChangeDetectionStrategy, Component, inject } from '@angular/core';
 import { RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
-
-import { AuthService } from './core/auth.service';
+import { TollgateAuth, TollgateIdle } from 'tollgate-angular';
 
 @Component({
   selector: 'app-root',
@@ -10,7 +9,8 @@ import { AuthService } from './core/auth.service';
   changeDetection: ChangeDetectionStrategy.OnPush,
 })
 export class App {
-  protected readonly auth = inject(AuthService);
+  protected readonly auth = inject(TollgateAuth);
+  protected readonly idle = inject(TollgateIdle);
 
   protected logout(): void {
     this.auth.logout().catch(() => undefined);

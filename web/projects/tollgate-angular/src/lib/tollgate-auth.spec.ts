@@ -1,14 +1,17 @@
-import { TestBed } from '@angular/core/testing';
 import { HttpTestingController } from '@angular/common/http/testing';
+import { TestBed } from '@angular/core/testing';
 
-import { AuthService } from './auth.service';
-import { setUp, settle, signIn, tokens, USER } from './testing';
+import { withLocalStorageTransport } from './config';
+import { TollgateEvent } from './models';
+import { setUp, settle, signIn, tokens, tokenWithClaims, USER } from '../testing/setup';
 
-describe('AuthService', () => {
+describe('TollgateAuth', () => {
   afterEach(() => TestBed.inject(HttpTestingController).verify());
 
   it('signs in with the cookie transport: a stable fingerprint, no tokens in storage', async () => {
     const { auth, backend } = setUp();
+    const events: TollgateEvent[] = [];
+    auth.events.subscribe((event) => events.push(event));
     const done = auth.login('user1', 'password');
     const login = backend.expectOne('/api/login');
     expect(login.request.body).toMatchObject({ username: 'user1', password: 'password', useCookie: true });
@@ -18,25 +21,28 @@ describe('AuthService', () => {
     await done;
 
     expect(auth.user()).toEqual(USER);
+    expect(auth.signedIn()).toBe(true);
     expect(auth.accessToken()).toBe('access-1');
+    expect(auth.expiresAt()).toBeGreaterThan(Date.now() + 800_000);
     expect(localStorage.getItem('tollgate.accessToken')).toBeNull();
     expect(localStorage.getItem('tollgate.refreshToken')).toBeNull();
 
-    void auth.refresh();
+    void auth.refreshAfter('access-1');
     const refresh = backend.expectOne('/api/refresh-token');
     expect(refresh.request.body).toEqual({ refreshToken: undefined, fingerprint });
     refresh.flush(tokens('access-2'));
     await settle();
     expect(auth.accessToken()).toBe('access-2');
+    expect(events.map((event) => event.type)).toEqual(['signed-in', 'refreshed']);
   });
 
   it('keeps both tokens in localStorage with the localStorage transport', async () => {
-    const { auth, backend } = setUp({ transport: 'localStorage' });
+    const { auth, backend } = setUp([withLocalStorageTransport()]);
     await signIn(auth, backend, 'access-1', 'refresh-1');
     expect(localStorage.getItem('tollgate.accessToken')).toBe('access-1');
     expect(localStorage.getItem('tollgate.refreshToken')).toBe('refresh-1');
 
-    void auth.refresh();
+    void auth.refreshAfter('access-1');
     const refresh = backend.expectOne('/api/refresh-token');
     expect(refresh.request.body.refreshToken).toBe('refresh-1');
     refresh.flush(tokens('access-2', 'refresh-2'));
@@ -48,38 +54,40 @@ describe('AuthService', () => {
     expect(logout.request.body).toEqual({ refreshToken: 'refresh-2' });
     logout.flush(null, { status: 204, statusText: 'No Content' });
     await done;
-    expect(auth.isAuthenticated()).toBe(false);
+    expect(auth.signedIn()).toBe(false);
     expect(localStorage.getItem('tollgate.accessToken')).toBeNull();
   });
 
   it('runs one refresh for concurrent callers', async () => {
     const { auth, backend } = setUp();
     await signIn(auth, backend);
-    const first = auth.refreshAccessToken('access-1');
-    const second = auth.refreshAccessToken('access-1');
+    const first = auth.refreshAfter('access-1');
+    const second = auth.refreshAfter('access-1');
     backend.expectOne('/api/refresh-token').flush(tokens('access-2'));
     expect(await first).toBe('access-2');
     expect(await second).toBe('access-2');
     // A caller whose token was already replaced gets the new one without a request.
-    expect(await auth.refreshAccessToken('access-1')).toBe('access-2');
+    expect(await auth.refreshAfter('access-1')).toBe('access-2');
   });
 
   it('restores a stored session on reload (localStorage transport)', async () => {
+    localStorage.clear();
     localStorage.setItem('tollgate.accessToken', 'stored-access');
     localStorage.setItem('tollgate.refreshToken', 'stored-refresh');
     localStorage.setItem('tollgate.expiresAt', String(Date.now() + 60_000));
-    const { auth, backend } = setUpKeepingStorage({ transport: 'localStorage' });
+    const { auth, backend } = setUp([withLocalStorageTransport()], { keepStorage: true });
     const done = auth.restore();
     const me = backend.expectOne('/api/current-user');
     expect(me.request.headers.get('Authorization')).toBe('Bearer stored-access');
     me.flush(USER);
     await done;
-    expect(auth.isAuthenticated()).toBe(true);
+    expect(auth.signedIn()).toBe(true);
   });
 
   it('restores a cookie session by refreshing first', async () => {
+    localStorage.clear();
     localStorage.setItem('tollgate.signedIn', '1');
-    const { auth, backend } = setUpKeepingStorage();
+    const { auth, backend } = setUp([], { keepStorage: true });
     const done = auth.restore();
     backend.expectOne('/api/refresh-token').flush(tokens('access-9'));
     await settle();
@@ -94,22 +102,23 @@ describe('AuthService', () => {
     const { auth, backend } = setUp();
     await auth.restore();
     backend.expectNone('/api/refresh-token');
-    expect(auth.isAuthenticated()).toBe(false);
+    expect(auth.signedIn()).toBe(false);
   });
 
   it('keeps a stored session through an outage on load', async () => {
+    localStorage.clear();
     localStorage.setItem('tollgate.accessToken', 'expired-access');
     localStorage.setItem('tollgate.refreshToken', 'stored-refresh');
     localStorage.setItem('tollgate.expiresAt', String(Date.now() - 1000));
-    const { auth, backend } = setUpKeepingStorage({ transport: 'localStorage' });
+    const { auth, backend } = setUp([withLocalStorageTransport()], { keepStorage: true });
     const done = auth.restore();
     backend.expectOne('/api/refresh-token').error(new ProgressEvent('error'));
     await done;
-    expect(auth.isAuthenticated()).toBe(false);
+    expect(auth.signedIn()).toBe(false);
     expect(localStorage.getItem('tollgate.refreshToken')).toBe('stored-refresh');
   });
 
-  it('tells the other tabs when it signs out', async () => {
+  it('tells the other tabs when it signs out, and why', async () => {
     const { auth, backend } = setUp();
     await signIn(auth, backend);
     const otherTab = new BroadcastChannel('tollgate-auth');
@@ -117,26 +126,27 @@ describe('AuthService', () => {
     const done = auth.logout();
     backend.expectOne('/api/logout').flush(null, { status: 204, statusText: 'No Content' });
     await done;
-    expect(await received).toEqual({ type: 'logout' });
+    expect(await received).toEqual({ type: 'logout', reason: 'logout' });
     otherTab.close();
   });
 
-  it('signs out when another tab says so', async () => {
+  it('signs out when another tab says so, with its reason', async () => {
     const { auth, backend } = setUp();
     await signIn(auth, backend);
+    const events: TollgateEvent[] = [];
+    auth.events.subscribe((event) => events.push(event));
     const otherTab = new BroadcastChannel('tollgate-auth');
-    otherTab.postMessage({ type: 'logout' });
-    await vi.waitFor(() => expect(auth.isAuthenticated()).toBe(false));
+    otherTab.postMessage({ type: 'logout', reason: 'idle' });
+    await vi.waitFor(() => expect(auth.signedIn()).toBe(false));
+    expect(events).toEqual([{ type: 'signed-out', reason: 'idle' }]);
     otherTab.close();
   });
-});
 
-/** `setUp` clears storage; these tests prepare it first. */
-function setUpKeepingStorage(config = {}): { auth: AuthService; backend: HttpTestingController } {
-  const saved = Object.entries(localStorage);
-  const result = setUp(config);
-  for (const [key, value] of saved) {
-    localStorage.setItem(key, value);
-  }
-  return result;
-}
+  it('reads the roles from the access token', async () => {
+    const { auth, backend } = setUp();
+    await signIn(auth, backend, tokenWithClaims({ sub: USER.id, roles: ['admin', 'auditor'] }));
+    expect(auth.roles()).toEqual(['admin', 'auditor']);
+    expect(auth.hasRole('admin')).toBe(true);
+    expect(auth.hasRole('owner')).toBe(false);
+  });
+});

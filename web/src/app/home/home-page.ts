@@ -1,7 +1,7 @@
 import { ChangeDetectionStrategy, Component, inject } from '@angular/core';
 import { RouterLink } from '@angular/router';
 
-import { AuthService } from '../core/auth.service';
+import { TollgateAuth } from 'tollgate-angular';
 
 @Component({
   selector: 'app-home',
@@ -26,5 +26,5 @@ import { AuthService } from '../core/auth.service';
   `,
 })
 export class HomePage {
-  protected readonly auth = inject(AuthService);
+  protected readonly auth = inject(TollgateAuth);
 }

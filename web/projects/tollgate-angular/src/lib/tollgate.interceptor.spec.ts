@@ -1,14 +1,15 @@
 import { HttpClient } from '@angular/common/http';
-import { HttpTestingController as HttpTestingControllerToken } from '@angular/common/http/testing';
+import { HttpTestingController } from '@angular/common/http/testing';
 import { TestBed } from '@angular/core/testing';
 import { firstValueFrom } from 'rxjs';
 
-import { setUp, settle, signIn, tokens } from './testing';
+import { withAllowedUrls } from './config';
+import { setUp, settle, signIn, tokens } from '../testing/setup';
 
-describe('authInterceptor', () => {
-  afterEach(() => TestBed.inject(HttpTestingControllerToken).verify());
+describe('tollgateInterceptor', () => {
+  afterEach(() => TestBed.inject(HttpTestingController).verify());
 
-  it('adds the bearer token to requests for the API origin only', async () => {
+  it('adds the bearer token to requests for the API origin only, by default', async () => {
     const { auth, backend } = setUp();
     await signIn(auth, backend);
     const http = TestBed.inject(HttpClient);
@@ -26,11 +27,28 @@ describe('authInterceptor', () => {
     expect(backend.expectOne('/assets/data.json').request.headers.has('Authorization')).toBe(false);
   });
 
+  it('adds it to the URLs withAllowedUrls names instead', async () => {
+    const { auth, backend } = setUp([withAllowedUrls(['https://api.example.com/v1/', /^https:\/\/files\.example\.com\//])]);
+    await signIn(auth, backend);
+    const http = TestBed.inject(HttpClient);
+
+    http.get('https://api.example.com/v1/orders').subscribe();
+    http.get('https://files.example.com/a.pdf').subscribe();
+    http.get('https://api.example.com/v2/orders').subscribe();
+    http.get('/api/job-list').subscribe();
+
+    const sent = (url: string) => backend.expectOne(url).request.headers.has('Authorization');
+    expect(sent('https://api.example.com/v1/orders')).toBe(true);
+    expect(sent('https://files.example.com/a.pdf')).toBe(true);
+    expect(sent('https://api.example.com/v2/orders')).toBe(false);
+    expect(sent('/api/job-list')).toBe(false);
+  });
+
   it('skips sign-in, refresh and sign-out requests', async () => {
     const { auth, backend } = setUp();
     await signIn(auth, backend);
 
-    void auth.refresh();
+    void auth.refreshAfter('access-1');
     const refresh = backend.expectOne('/api/refresh-token');
     expect(refresh.request.headers.has('Authorization')).toBe(false);
     expect(refresh.request.withCredentials).toBe(true);
@@ -70,10 +88,10 @@ describe('authInterceptor', () => {
     expect(auth.accessToken()).toBe('access-2');
   });
 
-  it('signs out and goes to /login when the refresh is refused (403)', async () => {
+  it('signs out and goes to the login route when the refresh is refused (403)', async () => {
     const { auth, backend, router } = setUp();
     await signIn(auth, backend);
-    const navigate = vi.spyOn(router, 'navigate').mockResolvedValue(true);
+    const navigate = vi.spyOn(router, 'navigateByUrl').mockResolvedValue(true);
     const http = TestBed.inject(HttpClient);
 
     const request = firstValueFrom(http.get('/api/job-list'));
@@ -82,14 +100,14 @@ describe('authInterceptor', () => {
     backend.expectOne('/api/refresh-token').flush(null, { status: 403, statusText: 'Forbidden' });
 
     await expect(request).rejects.toMatchObject({ status: 403 });
-    expect(auth.isAuthenticated()).toBe(false);
-    expect(navigate).toHaveBeenCalledWith(['/login']);
+    expect(auth.signedIn()).toBe(false);
+    expect(navigate).toHaveBeenCalledWith('/login');
   });
 
   it('never signs out over a network error during the refresh', async () => {
     const { auth, backend, router } = setUp();
     await signIn(auth, backend);
-    const navigate = vi.spyOn(router, 'navigate');
+    const navigate = vi.spyOn(router, 'navigateByUrl');
     const http = TestBed.inject(HttpClient);
 
     const request = firstValueFrom(http.get('/api/job-list'));
@@ -98,7 +116,7 @@ describe('authInterceptor', () => {
     backend.expectOne('/api/refresh-token').error(new ProgressEvent('error'));
 
     await expect(request).rejects.toMatchObject({ status: 0 });
-    expect(auth.isAuthenticated()).toBe(true);
+    expect(auth.signedIn()).toBe(true);
     expect(navigate).not.toHaveBeenCalled();
   });
 
@@ -112,7 +130,35 @@ describe('authInterceptor', () => {
 
     await expect(request).rejects.toMatchObject({ status: 503 });
     backend.expectNone('/api/refresh-token');
-    expect(auth.isAuthenticated()).toBe(true);
+    expect(auth.signedIn()).toBe(true);
+  });
+
+  it('waits for Retry-After on a 429 and replays the request once', async () => {
+    const { auth, backend } = setUp();
+    await signIn(auth, backend);
+    const http = TestBed.inject(HttpClient);
+
+    const request = firstValueFrom(http.get<string[]>('/api/job-list'));
+    backend
+      .expectOne('/api/job-list')
+      .flush(null, { status: 429, statusText: 'Too Many Requests', headers: { 'Retry-After': '1' } });
+    await settle();
+    backend.expectNone('/api/job-list');
+    await new Promise((resolve) => setTimeout(resolve, 1050));
+    backend.expectOne('/api/job-list').flush(['job']);
+    expect(await request).toEqual(['job']);
+  });
+
+  it('passes a 429 through when Retry-After is missing or too long', async () => {
+    const { auth, backend } = setUp();
+    await signIn(auth, backend);
+    const http = TestBed.inject(HttpClient);
+
+    const request = firstValueFrom(http.get('/api/job-list'));
+    backend
+      .expectOne('/api/job-list')
+      .flush(null, { status: 429, statusText: 'Too Many Requests', headers: { 'Retry-After': '3600' } });
+    await expect(request).rejects.toMatchObject({ status: 429 });
   });
 
   it('does not refresh when no token was sent', async () => {

@@ -3,8 +3,12 @@ import { ChangeDetectionStrategy, Component, inject, input, signal } from '@angu
 import { FormBuilder, ReactiveFormsModule, Validators } from '@angular/forms';
 import { Router } from '@angular/router';
 
-import { AuthService } from '../core/auth.service';
-import { Problem } from '../core/models';
+import { TollgateAuth } from 'tollgate-angular';
+
+/** RFC 9457 problem details, the body of every Tollgate error. */
+interface Problem {
+  detail: string;
+}
 
 @Component({
   selector: 'app-login',
@@ -44,7 +48,7 @@ import { Problem } from '../core/models';
   `,
 })
 export class LoginPage {
-  private readonly auth = inject(AuthService);
+  private readonly auth = inject(TollgateAuth);
   private readonly router = inject(Router);
 
   /** Where to go after signing in (a query parameter set by the guard). */
@@ -57,7 +61,7 @@ export class LoginPage {
   protected readonly busy = signal(false);
   protected readonly error = signal<string | null>(null);
 
-  async submit(): Promise<void> {
+  protected async submit(): Promise<void> {
     if (this.form.invalid) {
       return;
     }
