@@ -99,6 +99,8 @@ pub fn router(state: AppState) -> Router {
             .allow_credentials(true)
             .allow_methods([Method::GET, Method::POST, Method::DELETE])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            // Clients honour it on a 429 (the Angular library waits, then replays once).
+            .expose_headers([header::RETRY_AFTER])
             .max_age(Duration::from_secs(600))
     });
     // One layer over the routes rather than one per middleware: axum boxes, clones and

@@ -140,6 +140,18 @@ async fn cors_allows_only_listed_origins_with_credentials() {
         "http://localhost:4200"
     );
     assert_eq!(listed.headers()["access-control-allow-credentials"], "true");
+    // A listed origin may read `Retry-After`, which clients wait for on a 429.
+    let simple = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "http://localhost:4200")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        simple.headers()["access-control-expose-headers"],
+        "retry-after"
+    );
     let unlisted = preflight("http://evil.example").await.unwrap();
     assert!(unlisted
         .headers()

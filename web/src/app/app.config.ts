@@ -4,15 +4,15 @@ import { provideRouter, withComponentInputBinding } from '@angular/router';
 import { provideTollgate, tollgateInterceptor } from 'tollgate-angular';
 
 import { routes } from './app.routes';
-import { demoSettings } from './demo-settings';
+import { demoSettings, tollgateFeatures } from './demo-settings';
 
-const { apiUrl, features } = demoSettings(globalThis.localStorage);
+const settings = demoSettings(globalThis.localStorage);
 
 export const appConfig: ApplicationConfig = {
   providers: [
     provideBrowserGlobalErrorListeners(),
     provideRouter(routes, withComponentInputBinding()),
     provideHttpClient(withInterceptors([tollgateInterceptor])),
-    provideTollgate({ apiUrl }, ...features),
+    provideTollgate({ apiUrl: settings.apiUrl }, ...tollgateFeatures(settings)),
   ],
 };

@@ -1,25 +1,16 @@
-import { TollgateFeature } from 'tollgate-angular';
-
 import { demoSettings } from './demo-settings';
 
 function storage(entries: Record<string, string>): Pick<Storage, 'getItem'> {
   return { getItem: (key) => entries[key] ?? null };
 }
 
-/** What the features set, applied to an empty configuration. */
-function applied(features: TollgateFeature[]) {
-  const empty = { apiUrl: '', transport: 'cookie', refreshAheadMs: null, allowedUrls: null, idle: null, loginRoute: '/login' } as const;
-  return features.reduce((config, feature) => feature.apply(config), { ...empty } as Parameters<TollgateFeature['apply']>[0]);
-}
-
 describe('demoSettings', () => {
   it('defaults to this origin, the cookie, refresh ahead and a 30-minute idle timeout', () => {
-    const settings = demoSettings(storage({}));
-    expect(settings.apiUrl).toBe('');
-    expect(applied(settings.features)).toMatchObject({
+    expect(demoSettings(storage({}))).toEqual({
+      apiUrl: '',
       transport: 'cookie',
-      refreshAheadMs: 30_000,
-      idle: { idleMs: 1_800_000, warningMs: 60_000 },
+      refreshAhead: true,
+      idleSeconds: 1800,
     });
   });
 
@@ -32,11 +23,13 @@ describe('demoSettings', () => {
         'tollgate.idleSeconds': '6',
       }),
     );
-    expect(settings.apiUrl).toBe('http://localhost:8000');
-    expect(applied(settings.features)).toMatchObject({
-      transport: 'localStorage',
-      refreshAheadMs: null,
-      idle: { idleMs: 6_000, warningMs: 3_000 },
+    expect(settings).toEqual({ apiUrl: 'http://localhost:8000', transport: 'localStorage', refreshAhead: false, idleSeconds: 6 });
+  });
+
+  it('ignores what it does not understand', () => {
+    expect(demoSettings(storage({ 'tollgate.transport': 'carrier pigeon', 'tollgate.idleSeconds': 'soon' }))).toMatchObject({
+      transport: 'cookie',
+      idleSeconds: 1800,
     });
   });
 });

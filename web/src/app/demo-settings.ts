@@ -6,23 +6,37 @@ import {
   withRefreshAhead,
 } from 'tollgate-angular';
 
-/**
- * The demo's Tollgate features. They can be changed per browser without a rebuild through
- * localStorage keys (the end-to-end tests use them): `tollgate.api` (the API's origin),
- * `tollgate.transport` (`cookie` | `localStorage`), `tollgate.refreshAhead` (`off`) and
- * `tollgate.idleSeconds` (sign out after that much inactivity; 30 minutes by default).
- */
-export function demoSettings(storage: Pick<Storage, 'getItem'> | undefined): {
+/** How the demo uses Tollgate. */
+export interface DemoSettings {
+  /** The API's origin; empty for this page's. */
   apiUrl: string;
-  features: TollgateFeature[];
-} {
-  const idleSeconds = Number(storage?.getItem('tollgate.idleSeconds')) || 30 * 60;
-  const features = [
-    storage?.getItem('tollgate.transport') === 'localStorage' ? withLocalStorageTransport() : withCookieTransport(),
-    withIdleTimeout({ idle: idleSeconds * 1000, warning: Math.min(60, idleSeconds / 2) * 1000 }),
+  transport: 'cookie' | 'localStorage';
+  refreshAhead: boolean;
+  /** Sign out after this many seconds without activity. */
+  idleSeconds: number;
+}
+
+/**
+ * The demo's settings. They can be changed per browser without a rebuild through localStorage
+ * keys (the end-to-end tests use them): `tollgate.api` (the API's origin), `tollgate.transport`
+ * (`cookie` | `localStorage`), `tollgate.refreshAhead` (`off`) and `tollgate.idleSeconds`
+ * (30 minutes by default).
+ */
+export function demoSettings(storage: Pick<Storage, 'getItem'> | undefined): DemoSettings {
+  return {
+    apiUrl: storage?.getItem('tollgate.api') ?? '',
+    transport: storage?.getItem('tollgate.transport') === 'localStorage' ? 'localStorage' : 'cookie',
+    refreshAhead: storage?.getItem('tollgate.refreshAhead') !== 'off',
+    idleSeconds: Number(storage?.getItem('tollgate.idleSeconds')) || 30 * 60,
+  };
+}
+
+/** The library's features for these settings: warned a minute (at most half the time) before. */
+export function tollgateFeatures(settings: DemoSettings): TollgateFeature[] {
+  const warningSeconds = Math.min(60, settings.idleSeconds / 2);
+  return [
+    settings.transport === 'localStorage' ? withLocalStorageTransport() : withCookieTransport(),
+    withIdleTimeout({ idle: settings.idleSeconds * 1000, warning: warningSeconds * 1000 }),
+    ...(settings.refreshAhead ? [withRefreshAhead()] : []),
   ];
-  if (storage?.getItem('tollgate.refreshAhead') !== 'off') {
-    features.push(withRefreshAhead());
-  }
-  return { apiUrl: storage?.getItem('tollgate.api') ?? '', features };
 }

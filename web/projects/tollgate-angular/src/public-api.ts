@@ -14,6 +14,7 @@ export type { RefreshTransport, TollgateConfig, TollgateFeature } from './lib/co
 export { authGuard, roleGuard } from './lib/guards';
 export type { SignOutReason, TollgateEvent, TollgateSession, TollgateUser } from './lib/models';
 export { provideTollgate } from './lib/provide-tollgate';
+export { SKIP_AUTH } from './lib/session';
 export { TollgateAuth } from './lib/tollgate-auth';
 export { TollgateDevices } from './lib/tollgate-devices';
 export { TollgateIdle } from './lib/tollgate-idle';

@@ -39,7 +39,8 @@ export function rolesOf(accessToken: string | null): readonly string[] {
     return [];
   }
   try {
-    const json = atob(payload.replace(/-/g, '+').replace(/_/g, '/'));
+    const binary = atob(payload.replace(/-/g, '+').replace(/_/g, '/'));
+    const json = new TextDecoder().decode(Uint8Array.from(binary, (char) => char.charCodeAt(0)));
     const roles = (JSON.parse(json) as { roles?: unknown }).roles;
     return Array.isArray(roles) ? roles.filter((role): role is string => typeof role === 'string') : [];
   } catch {

@@ -15,8 +15,8 @@ export interface ResolvedConfig {
   transport: RefreshTransport;
   /** Refresh this long before the access token expires; `null`: on the first 401 only. */
   refreshAheadMs: number | null;
-  /** Which requests get the access token; `null`: the API's origin, paths under `/api/`. */
-  allowedUrls: readonly (string | RegExp)[] | null;
+  /** Requests that get the access token besides the API's own (its origin, under `/api/`). */
+  allowedUrls: readonly (string | RegExp)[];
   /** Sign out after this much inactivity in every tab, warning this long before. */
   idle: { idleMs: number; warningMs: number } | null;
   /** Where signed-out users are sent. */
@@ -25,9 +25,9 @@ export interface ResolvedConfig {
 
 export const TOLLGATE_CONFIG = new InjectionToken<ResolvedConfig>('TOLLGATE_CONFIG');
 
-/** A `with…()` setting for `provideTollgate`. */
+/** A `with…()` setting for `provideTollgate`; what it holds is internal. */
 export interface TollgateFeature {
-  readonly apply: (config: ResolvedConfig) => ResolvedConfig;
+  readonly ɵapply: (config: ResolvedConfig) => ResolvedConfig;
 }
 
 export function resolveConfig(config: TollgateConfig, features: readonly TollgateFeature[]): ResolvedConfig {
@@ -35,16 +35,16 @@ export function resolveConfig(config: TollgateConfig, features: readonly Tollgat
     apiUrl: config.apiUrl.replace(/\/+$/, ''),
     transport: 'cookie',
     refreshAheadMs: null,
-    allowedUrls: null,
+    allowedUrls: [],
     idle: null,
     loginRoute: '/login',
   };
-  return features.reduce((resolved, feature) => feature.apply(resolved), defaults);
+  return features.reduce((resolved, feature) => feature.ɵapply(resolved), defaults);
 }
 
 /** The refresh token in an HttpOnly cookie, out of reach of scripts (the default). */
 export function withCookieTransport(): TollgateFeature {
-  return { apply: (config) => ({ ...config, transport: 'cookie' }) };
+  return { ɵapply: (config) => ({ ...config, transport: 'cookie' }) };
 }
 
 /**
@@ -52,7 +52,7 @@ export function withCookieTransport(): TollgateFeature {
  * this one. Any script on the page can read it: prefer the cookie.
  */
 export function withLocalStorageTransport(): TollgateFeature {
-  return { apply: (config) => ({ ...config, transport: 'localStorage' }) };
+  return { ɵapply: (config) => ({ ...config, transport: 'localStorage' }) };
 }
 
 /**
@@ -62,15 +62,32 @@ export function withLocalStorageTransport(): TollgateFeature {
  */
 export function withRefreshAhead(options: { marginMs?: number } = {}): TollgateFeature {
   const margin = options.marginMs ?? 30_000;
-  return { apply: (config) => ({ ...config, refreshAheadMs: margin }) };
+  return { ɵapply: (config) => ({ ...config, refreshAheadMs: margin }) };
 }
 
 /**
- * Which requests get the access token: URLs starting with one of the strings, or matching one
- * of the expressions. Default: the API's origin, paths under `/api/`.
+ * More requests that get the access token, besides the API's own (its origin, paths under
+ * `/api/`): absolute URLs they start with (`https://api.example.com/v1/`), or regular
+ * expressions over the whole URL, anchored with `^` (an unanchored one could match a URL
+ * elsewhere that merely contains it).
  */
 export function withAllowedUrls(urls: readonly (string | RegExp)[]): TollgateFeature {
-  return { apply: (config) => ({ ...config, allowedUrls: [...urls] }) };
+  const allowed = urls.map((url) => {
+    if (typeof url === 'string') {
+      // Normalised, so that `https://api.example.com` becomes `…com/` and cannot match
+      // `https://api.example.com.evil.example`.
+      const parsed = URL.canParse(url) ? new URL(url) : null;
+      if (parsed === null || !['http:', 'https:'].includes(parsed.protocol)) {
+        throw new Error(`withAllowedUrls: ${url} is not an absolute http(s) URL`);
+      }
+      return parsed.href;
+    }
+    if (!url.source.startsWith('^') || url.global || url.sticky) {
+      throw new Error(`withAllowedUrls: ${url} must start with ^ and have no g or y flag`);
+    }
+    return url;
+  });
+  return { ɵapply: (config) => ({ ...config, allowedUrls: [...config.allowedUrls, ...allowed] }) };
 }
 
 /**
@@ -82,11 +99,11 @@ export function withIdleTimeout(options: { idle: number; warning: number }): Tol
     throw new Error('withIdleTimeout: idle must be positive and warning shorter than idle');
   }
   return {
-    apply: (config) => ({ ...config, idle: { idleMs: options.idle, warningMs: options.warning } }),
+    ɵapply: (config) => ({ ...config, idle: { idleMs: options.idle, warningMs: options.warning } }),
   };
 }
 
 /** Where signed-out users are sent (default `/login`). */
 export function withLoginRoute(path: string): TollgateFeature {
-  return { apply: (config) => ({ ...config, loginRoute: path }) };
+  return { ɵapply: (config) => ({ ...config, loginRoute: path }) };
 }

@@ -1,7 +1,7 @@
 import { EnvironmentProviders, inject, makeEnvironmentProviders, provideAppInitializer } from '@angular/core';
 
 import { resolveConfig, TOLLGATE_CONFIG, TollgateConfig, TollgateFeature } from './config';
-import { TollgateAuth } from './tollgate-auth';
+import { Session } from './session';
 import { TollgateIdle } from './tollgate-idle';
 
 /**
@@ -14,7 +14,7 @@ export function provideTollgate(config: TollgateConfig, ...features: TollgateFea
     { provide: TOLLGATE_CONFIG, useValue: resolveConfig(config, features) },
     provideAppInitializer(async () => {
       const idle = inject(TollgateIdle);
-      await inject(TollgateAuth).restore();
+      await inject(Session).restore();
       idle.start();
     }),
   ]);

@@ -2,7 +2,7 @@ import { HttpTestingController } from '@angular/common/http/testing';
 import { TestBed } from '@angular/core/testing';
 
 import { withRefreshAhead } from './config';
-import { setUp, settle, tokens, USER } from '../testing/setup';
+import { session, settle, setUp, tokens, USER } from '../testing/setup';
 
 describe('refresh ahead of expiry', () => {
   afterEach(() => TestBed.inject(HttpTestingController).verify());
@@ -17,11 +17,11 @@ describe('refresh ahead of expiry', () => {
   }
 
   it('refreshes when the browser comes back online with a token about to expire', async () => {
-    const { auth, backend } = await signedInExpiringIn(30);
+    const { backend } = await signedInExpiringIn(30);
     window.dispatchEvent(new Event('online'));
     backend.expectOne('/api/refresh-token').flush(tokens('access-2'));
     await settle();
-    expect(auth.accessToken()).toBe('access-2');
+    expect(session().accessToken()).toBe('access-2');
   });
 
   it('refreshes when a tab is shown again with a token about to expire', async () => {

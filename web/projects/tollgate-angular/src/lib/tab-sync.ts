@@ -1,9 +1,11 @@
 import { DestroyRef, inject, Injectable } from '@angular/core';
 
+import { SignOutReason } from './models';
+
 const LOCK_NAME = 'tollgate-refresh';
 const CHANNEL_NAME = 'tollgate-auth';
 
-export type TabMessage = { type: 'login' } | { type: 'logout'; reason: 'logout' | 'everywhere' | 'refused' | 'idle' };
+export type TabMessage = { type: 'login' } | { type: 'logout'; reason: SignOutReason };
 
 /**
  * What the tabs of this browser tell each other: sign-in and sign-out (BroadcastChannel), and
@@ -18,9 +20,11 @@ export class TabSync {
     inject(DestroyRef).onDestroy(() => this.channel?.close());
   }
 
-  /** Calls `listener` with every message another tab posts. */
-  listen(listener: (message: TabMessage) => void): void {
-    this.channel?.addEventListener('message', (event: MessageEvent<TabMessage>) => listener(event.data));
+  /** Calls `listener` with every message another tab posts, until the returned function runs. */
+  listen(listener: (message: TabMessage) => void): () => void {
+    const onMessage = (event: MessageEvent<TabMessage>) => listener(event.data);
+    this.channel?.addEventListener('message', onMessage);
+    return () => this.channel?.removeEventListener('message', onMessage);
   }
 
   post(message: TabMessage): void {

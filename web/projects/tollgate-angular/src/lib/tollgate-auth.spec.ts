@@ -3,7 +3,7 @@ import { TestBed } from '@angular/core/testing';
 
 import { withLocalStorageTransport } from './config';
 import { TollgateEvent } from './models';
-import { setUp, settle, signIn, tokens, tokenWithClaims, USER } from '../testing/setup';
+import { session, settle, setUp, signIn, tokens, tokenWithClaims, USER } from '../testing/setup';
 
 describe('TollgateAuth', () => {
   afterEach(() => TestBed.inject(HttpTestingController).verify());
@@ -22,17 +22,17 @@ describe('TollgateAuth', () => {
 
     expect(auth.user()).toEqual(USER);
     expect(auth.signedIn()).toBe(true);
-    expect(auth.accessToken()).toBe('access-1');
+    expect(session().accessToken()).toBe('access-1');
     expect(auth.expiresAt()).toBeGreaterThan(Date.now() + 800_000);
     expect(localStorage.getItem('tollgate.accessToken')).toBeNull();
     expect(localStorage.getItem('tollgate.refreshToken')).toBeNull();
 
-    void auth.refreshAfter('access-1');
+    void session().refreshAfter('access-1');
     const refresh = backend.expectOne('/api/refresh-token');
     expect(refresh.request.body).toEqual({ refreshToken: undefined, fingerprint });
     refresh.flush(tokens('access-2'));
     await settle();
-    expect(auth.accessToken()).toBe('access-2');
+    expect(session().accessToken()).toBe('access-2');
     expect(events.map((event) => event.type)).toEqual(['signed-in', 'refreshed']);
   });
 
@@ -42,7 +42,7 @@ describe('TollgateAuth', () => {
     expect(localStorage.getItem('tollgate.accessToken')).toBe('access-1');
     expect(localStorage.getItem('tollgate.refreshToken')).toBe('refresh-1');
 
-    void auth.refreshAfter('access-1');
+    void session().refreshAfter('access-1');
     const refresh = backend.expectOne('/api/refresh-token');
     expect(refresh.request.body.refreshToken).toBe('refresh-1');
     refresh.flush(tokens('access-2', 'refresh-2'));
@@ -61,13 +61,13 @@ describe('TollgateAuth', () => {
   it('runs one refresh for concurrent callers', async () => {
     const { auth, backend } = setUp();
     await signIn(auth, backend);
-    const first = auth.refreshAfter('access-1');
-    const second = auth.refreshAfter('access-1');
+    const first = session().refreshAfter('access-1');
+    const second = session().refreshAfter('access-1');
     backend.expectOne('/api/refresh-token').flush(tokens('access-2'));
     expect(await first).toBe('access-2');
     expect(await second).toBe('access-2');
     // A caller whose token was already replaced gets the new one without a request.
-    expect(await auth.refreshAfter('access-1')).toBe('access-2');
+    expect(await session().refreshAfter('access-1')).toBe('access-2');
   });
 
   it('restores a stored session on reload (localStorage transport)', async () => {
@@ -76,7 +76,7 @@ describe('TollgateAuth', () => {
     localStorage.setItem('tollgate.refreshToken', 'stored-refresh');
     localStorage.setItem('tollgate.expiresAt', String(Date.now() + 60_000));
     const { auth, backend } = setUp([withLocalStorageTransport()], { keepStorage: true });
-    const done = auth.restore();
+    const done = session().restore();
     const me = backend.expectOne('/api/current-user');
     expect(me.request.headers.get('Authorization')).toBe('Bearer stored-access');
     me.flush(USER);
@@ -88,7 +88,7 @@ describe('TollgateAuth', () => {
     localStorage.clear();
     localStorage.setItem('tollgate.signedIn', '1');
     const { auth, backend } = setUp([], { keepStorage: true });
-    const done = auth.restore();
+    const done = session().restore();
     backend.expectOne('/api/refresh-token').flush(tokens('access-9'));
     await settle();
     const me = backend.expectOne('/api/current-user');
@@ -98,9 +98,33 @@ describe('TollgateAuth', () => {
     expect(auth.user()).toEqual(USER);
   });
 
+  it('says so when it restores a session on load', async () => {
+    localStorage.clear();
+    localStorage.setItem('tollgate.signedIn', '1');
+    const { auth, backend } = setUp([], { keepStorage: true });
+    const events: TollgateEvent[] = [];
+    auth.events.subscribe((event) => events.push(event));
+    const done = session().restore();
+    backend.expectOne('/api/refresh-token').flush(tokens('access-9'));
+    await settle();
+    backend.expectOne('/api/current-user').flush(USER);
+    await done;
+    expect(events.map((event) => event.type)).toEqual(['refreshed', 'signed-in']);
+  });
+
+  it('signs out here at once, before the server answers', async () => {
+    const { auth, backend } = setUp();
+    await signIn(auth, backend);
+    const done = auth.logout();
+    expect(auth.signedIn()).toBe(false);
+    backend.expectOne('/api/logout').error(new ProgressEvent('error'));
+    await expect(done).rejects.toMatchObject({ status: 0 });
+    expect(auth.signedIn()).toBe(false);
+  });
+
   it('does not call the server on load when nobody has signed in', async () => {
     const { auth, backend } = setUp();
-    await auth.restore();
+    await session().restore();
     backend.expectNone('/api/refresh-token');
     expect(auth.signedIn()).toBe(false);
   });
@@ -111,7 +135,7 @@ describe('TollgateAuth', () => {
     localStorage.setItem('tollgate.refreshToken', 'stored-refresh');
     localStorage.setItem('tollgate.expiresAt', String(Date.now() - 1000));
     const { auth, backend } = setUp([withLocalStorageTransport()], { keepStorage: true });
-    const done = auth.restore();
+    const done = session().restore();
     backend.expectOne('/api/refresh-token').error(new ProgressEvent('error'));
     await done;
     expect(auth.signedIn()).toBe(false);

@@ -1,32 +1,18 @@
-import { HttpClient, HttpContext, HttpContextToken, HttpErrorResponse } from '@angular/common/http';
 import { computed, inject, Injectable } from '@angular/core';
-import { Router } from '@angular/router';
-import { firstValueFrom, Observable } from 'rxjs';
+import { Observable } from 'rxjs';
 
 import { AuthState } from './auth-state';
-import { TOLLGATE_CONFIG } from './config';
-import { LoginResponse, SignOutReason, TokenResponse, TollgateEvent, TollgateUser } from './models';
-import { RefreshScheduler } from './refresh-scheduler';
-import { TabMessage, TabSync } from './tab-sync';
-import { TokenStorage } from './token-storage';
-
-/** Marks requests the interceptor leaves alone: sign-in, refresh, sign-out. */
-export const SKIP_AUTH = new HttpContextToken<boolean>(() => false);
+import { TollgateEvent } from './models';
+import { Session } from './session';
 
 /**
- * The session: who is signed in (signals), what happened (`events`), and signing in and out.
- * Refreshes run one at a time in a tab and across tabs; sign-in and sign-out reach every tab.
+ * The session as the app sees it: who is signed in (signals), what happened (`events`), and
+ * signing in and out.
  */
 @Injectable({ providedIn: 'root' })
 export class TollgateAuth {
-  private readonly http = inject(HttpClient);
-  private readonly router = inject(Router);
-  private readonly config = inject(TOLLGATE_CONFIG);
   private readonly state = inject(AuthState);
-  private readonly storage = inject(TokenStorage);
-  private readonly tabs = inject(TabSync);
-  private readonly scheduler = inject(RefreshScheduler);
-  private refreshing: Promise<string> | null = null;
+  private readonly session = inject(Session);
 
   /** The signed-in user, or `null`. */
   readonly user = this.state.user.asReadonly();
@@ -35,19 +21,8 @@ export class TollgateAuth {
   readonly roles = this.state.roles;
   /** When the access token expires (local clock, ms since the epoch); 0 when signed out. */
   readonly expiresAt = this.state.expiresAt;
-  /** Signed in, refreshed, signed out and why. */
+  /** Signed in (or restored on load), refreshed, signed out and why. */
   readonly events: Observable<TollgateEvent> = this.state.events.asObservable();
-
-  constructor() {
-    this.tabs.listen((message) => this.onTabMessage(message));
-    this.scheduler.start(() => void this.refreshAfter(this.state.accessToken()).catch(() => undefined));
-    const onStorage = (event: StorageEvent) => {
-      if (this.storage.isTokenChange(event)) {
-        this.adoptStoredTokens();
-      }
-    };
-    window.addEventListener('storage', onStorage);
-  }
 
   /** Whether the user holds `role`. */
   hasRole(role: string): boolean {
@@ -56,161 +31,24 @@ export class TollgateAuth {
 
   /** The API's URL for `path` (such as `/api/job-list`). */
   url(path: string): string {
-    return `${this.config.apiUrl}${path}`;
+    return this.session.url(path);
   }
 
   /** Signs in; rejects with the server's `HttpErrorResponse` (401 wrong password, 429, …). */
-  async login(username: string, password: string): Promise<void> {
-    const body = {
-      username,
-      password,
-      fingerprint: this.storage.device(),
-      useCookie: this.config.transport === 'cookie',
-    };
-    const response = await firstValueFrom(
-      this.http.post<LoginResponse>(this.url('/api/login'), body, authEndpoint()),
-    );
-    this.state.user.set(response.user);
-    this.accept(response);
-    this.tabs.post({ type: 'login' });
-    this.state.events.next({ type: 'signed-in', user: response.user });
-  }
-
-  /** Signs this device out on the server, then here and in every other tab. */
-  async logout(reason: SignOutReason = 'logout'): Promise<void> {
-    const refreshToken = this.storage.tokens()?.refreshToken;
-    try {
-      await firstValueFrom(
-        this.http.post<void>(this.url('/api/logout'), refreshToken ? { refreshToken } : {}, authEndpoint()),
-      );
-    } finally {
-      this.signOut(reason, true);
-    }
-  }
-
-  /** Revokes every session of the user, this one included. */
-  async signOutEverywhere(): Promise<void> {
-    await firstValueFrom(this.http.delete<void>(this.url('/api/sessions')));
-    this.signOut('everywhere', true);
-  }
-
-  /** Restores the session after a page load. Never throws: at worst the user is signed out. */
-  async restore(): Promise<void> {
-    const stored = this.storage.tokens();
-    if (stored) {
-      this.state.setTokens(stored.accessToken, stored.expiresAt);
-    } else if (!this.storage.mayBeSignedIn()) {
-      return;
-    }
-    try {
-      if (!stored || stored.expiresAt <= Date.now()) {
-        await this.refresh();
-      }
-      const user = await firstValueFrom(this.http.get<TollgateUser>(this.url('/api/current-user')));
-      this.state.user.set(user);
-      this.scheduler.schedule();
-    } catch {
-      // A refused refresh has signed out already; after an outage the stored session is kept
-      // for the next load.
-      this.scheduler.stop();
-      this.state.clear();
-    }
+  login(username: string, password: string): Promise<void> {
+    return this.session.login(username, password);
   }
 
   /**
-   * A fresh access token after `failedToken` was refused. Concurrent callers share one
-   * refresh; a caller whose token was already replaced gets the new one at once.
+   * Signs this device out, here and in every other tab at once, then on the server; rejects if
+   * the server could not be told.
    */
-  refreshAfter(failedToken: string | null): Promise<string> {
-    const current = this.state.accessToken();
-    if (current !== null && current !== failedToken) {
-      return Promise.resolve(current);
-    }
-    return this.refresh();
+  logout(): Promise<void> {
+    return this.session.logout('logout');
   }
 
-  /** The access token held now (for the interceptor). */
-  accessToken(): string | null {
-    return this.state.accessToken();
+  /** Revokes every session of the user, this one included. */
+  signOutEverywhere(): Promise<void> {
+    return this.session.signOutEverywhere();
   }
-
-  /** One refresh at a time in this tab (single flight) and across tabs (Web Locks). */
-  private refresh(): Promise<string> {
-    const tokenBefore = this.state.accessToken();
-    this.refreshing ??= this.tabs
-      .exclusive(() => this.callRefresh(tokenBefore))
-      .finally(() => (this.refreshing = null));
-    return this.refreshing;
-  }
-
-  private async callRefresh(tokenBefore: string | null): Promise<string> {
-    const stored = this.storage.tokens();
-    // Another tab may have refreshed while this one waited for the lock.
-    if (stored && stored.accessToken !== tokenBefore && stored.expiresAt > Date.now()) {
-      this.useTokens(stored.accessToken, stored.expiresAt);
-      return stored.accessToken;
-    }
-    const body = { refreshToken: stored?.refreshToken, fingerprint: this.storage.device() };
-    try {
-      const response = await firstValueFrom(
-        this.http.post<TokenResponse>(this.url('/api/refresh-token'), body, authEndpoint()),
-      );
-      this.accept(response);
-      this.state.events.next({ type: 'refreshed', expiresAt: this.state.expiresAt() });
-      return response.accessToken;
-    } catch (error) {
-      // Only a refused refresh ends the session; outages and network errors do not.
-      if (error instanceof HttpErrorResponse && error.status === 403) {
-        this.signOut('refused', true);
-      }
-      throw error;
-    }
-  }
-
-  private accept(response: TokenResponse): void {
-    const expiresAt = Date.now() + response.expiresIn * 1000;
-    this.state.setTokens(response.accessToken, expiresAt);
-    this.storage.save(response.accessToken, expiresAt, response.refreshToken);
-    this.scheduler.schedule();
-  }
-
-  private signOut(reason: SignOutReason, broadcast: boolean): void {
-    const wasSignedIn = this.state.accessToken() !== null;
-    this.scheduler.stop();
-    this.state.clear();
-    this.storage.clear();
-    if (broadcast) {
-      this.tabs.post({ type: 'logout', reason });
-    }
-    if (wasSignedIn || broadcast) {
-      this.state.events.next({ type: 'signed-out', reason });
-      void this.router.navigateByUrl(this.config.loginRoute);
-    }
-  }
-
-  private onTabMessage(message: TabMessage): void {
-    if (message.type === 'logout') {
-      this.signOut(message.reason, false);
-    } else if (message.type === 'login' && !this.signedIn()) {
-      void this.restore();
-    }
-  }
-
-  /** With the localStorage transport, tokens another tab refreshed replace ours. */
-  private adoptStoredTokens(): void {
-    const stored = this.storage.tokens();
-    if (stored && this.signedIn()) {
-      this.useTokens(stored.accessToken, stored.expiresAt);
-    }
-  }
-
-  private useTokens(accessToken: string, expiresAt: number): void {
-    this.state.setTokens(accessToken, expiresAt);
-    this.scheduler.schedule();
-  }
-}
-
-/** Options for sign-in, refresh and sign-out calls: no bearer token, cookies included. */
-function authEndpoint() {
-  return { context: new HttpContext().set(SKIP_AUTH, true), withCredentials: true };
 }

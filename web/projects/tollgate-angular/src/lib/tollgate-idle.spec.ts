@@ -4,7 +4,7 @@ import { TestBed } from '@angular/core/testing';
 import { withIdleTimeout } from './config';
 import { TollgateEvent } from './models';
 import { TollgateIdle } from './tollgate-idle';
-import { setUp, signIn } from '../testing/setup';
+import { settle, setUp, signIn } from '../testing/setup';
 
 describe('TollgateIdle', () => {
   afterEach(() => vi.useRealTimers());
@@ -47,6 +47,30 @@ describe('TollgateIdle', () => {
     vi.advanceTimersByTime(1_000);
     expect(idle.warning()).toBe(false);
     expect(auth.signedIn()).toBe(true);
+    backend.expectNone('/api/logout');
+  });
+
+  it('sends one sign-out, not one a second while the server is slow to answer', async () => {
+    const { backend } = await signedInIdle();
+    vi.advanceTimersByTime(13_000);
+    vi.useRealTimers();
+    await settle();
+    expect(backend.match('/api/logout')).toHaveLength(1);
+  });
+
+  it('counts a sign-in as activity, however long ago the last was', async () => {
+    localStorage.clear();
+    localStorage.setItem('tollgate.lastActivity', String(Date.now() - 3_600_000));
+    const { auth, backend } = setUp([withIdleTimeout({ idle: 10_000, warning: 4_000 })], { keepStorage: true });
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    const idle = TestBed.inject(TollgateIdle);
+    idle.start();
+    vi.useRealTimers();
+    await signIn(auth, backend);
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    vi.advanceTimersByTime(2_000);
+    expect(auth.signedIn()).toBe(true);
+    expect(idle.warning()).toBe(false);
     backend.expectNone('/api/logout');
   });
 

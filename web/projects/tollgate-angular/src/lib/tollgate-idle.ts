@@ -1,7 +1,8 @@
 import { DestroyRef, inject, Injectable, signal } from '@angular/core';
 
+import { AuthState } from './auth-state';
 import { TOLLGATE_CONFIG } from './config';
-import { TollgateAuth } from './tollgate-auth';
+import { Session } from './session';
 
 /** Shared by the tabs: the last activity in any of them. */
 const LAST_ACTIVITY_KEY = 'tollgate.lastActivity';
@@ -17,8 +18,11 @@ const ACTIVITY_EVENTS = ['pointerdown', 'pointermove', 'keydown', 'wheel', 'touc
 @Injectable({ providedIn: 'root' })
 export class TollgateIdle {
   private readonly idle = inject(TOLLGATE_CONFIG).idle;
-  private readonly auth = inject(TollgateAuth);
+  private readonly state = inject(AuthState);
+  private readonly session = inject(Session);
   private lastRecorded = 0;
+  /** A sign-out for inactivity is on its way: not another one each second. */
+  private signingOut = false;
   private ticker: ReturnType<typeof setInterval> | undefined;
 
   /** Whether the user is about to be signed out for inactivity. */
@@ -27,10 +31,19 @@ export class TollgateIdle {
   readonly secondsLeft = signal(0);
 
   constructor() {
-    inject(DestroyRef).onDestroy(() => this.stop());
+    // A sign-in is activity, whenever the last one was.
+    const signIns = this.state.events.subscribe((event) => {
+      if (event.type === 'signed-in') {
+        this.recordActivity(true);
+      }
+    });
+    inject(DestroyRef).onDestroy(() => {
+      signIns.unsubscribe();
+      this.stop();
+    });
   }
 
-  /** Starts watching (once, from `provideTollgate`). */
+  /** Starts watching; `provideTollgate` calls it once the session is restored. */
   start(): void {
     if (this.idle === null || this.ticker !== undefined) {
       return;
@@ -72,7 +85,7 @@ export class TollgateIdle {
   }
 
   private check(): void {
-    if (this.idle === null || !this.auth.signedIn()) {
+    if (this.idle === null || this.state.user() === null || this.signingOut) {
       this.warning.set(false);
       return;
     }
@@ -80,7 +93,11 @@ export class TollgateIdle {
     const left = last + this.idle.idleMs - Date.now();
     if (left <= 0) {
       this.warning.set(false);
-      void this.auth.logout('idle').catch(() => undefined);
+      this.signingOut = true;
+      this.session
+        .logout('idle')
+        .catch(() => undefined)
+        .finally(() => (this.signingOut = false));
       return;
     }
     this.warning.set(left <= this.idle.warningMs);

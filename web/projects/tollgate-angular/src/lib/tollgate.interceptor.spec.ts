@@ -4,7 +4,7 @@ import { TestBed } from '@angular/core/testing';
 import { firstValueFrom } from 'rxjs';
 
 import { withAllowedUrls } from './config';
-import { setUp, settle, signIn, tokens } from '../testing/setup';
+import { session, settle, setUp, signIn, tokens } from '../testing/setup';
 
 describe('tollgateInterceptor', () => {
   afterEach(() => TestBed.inject(HttpTestingController).verify());
@@ -27,28 +27,35 @@ describe('tollgateInterceptor', () => {
     expect(backend.expectOne('/assets/data.json').request.headers.has('Authorization')).toBe(false);
   });
 
-  it('adds it to the URLs withAllowedUrls names instead', async () => {
-    const { auth, backend } = setUp([withAllowedUrls(['https://api.example.com/v1/', /^https:\/\/files\.example\.com\//])]);
+  it('adds it to the URLs withAllowedUrls names too, and to no look-alike', async () => {
+    const { auth, backend } = setUp([
+      withAllowedUrls(['https://api.example.com/v1/', 'https://media.example.com', /^https:\/\/files\.example\.com\//]),
+    ]);
     await signIn(auth, backend);
     const http = TestBed.inject(HttpClient);
 
-    http.get('https://api.example.com/v1/orders').subscribe();
-    http.get('https://files.example.com/a.pdf').subscribe();
-    http.get('https://api.example.com/v2/orders').subscribe();
-    http.get('/api/job-list').subscribe();
-
-    const sent = (url: string) => backend.expectOne(url).request.headers.has('Authorization');
-    expect(sent('https://api.example.com/v1/orders')).toBe(true);
-    expect(sent('https://files.example.com/a.pdf')).toBe(true);
-    expect(sent('https://api.example.com/v2/orders')).toBe(false);
-    expect(sent('/api/job-list')).toBe(false);
+    const urls = [
+      'https://api.example.com/v1/orders',
+      'https://media.example.com/a.png',
+      'https://files.example.com/a.pdf',
+      '/api/job-list',
+      'https://api.example.com/v2/orders',
+      'https://media.example.com.evil.example/a.png',
+      'https://evil.example/?https://files.example.com/a.pdf',
+    ];
+    for (const url of urls) {
+      http.get(url).subscribe();
+    }
+    const sent = urls.map((url) => backend.expectOne(url).request.headers.has('Authorization'));
+    expect(sent).toEqual([true, true, true, true, false, false, false]);
   });
+
 
   it('skips sign-in, refresh and sign-out requests', async () => {
     const { auth, backend } = setUp();
     await signIn(auth, backend);
 
-    void auth.refreshAfter('access-1');
+    void session().refreshAfter('access-1');
     const refresh = backend.expectOne('/api/refresh-token');
     expect(refresh.request.headers.has('Authorization')).toBe(false);
     expect(refresh.request.withCredentials).toBe(true);
@@ -85,7 +92,7 @@ describe('tollgateInterceptor', () => {
     replayedSessions.flush(['session']);
     expect(await jobs).toEqual(['job']);
     expect(await sessions).toEqual(['session']);
-    expect(auth.accessToken()).toBe('access-2');
+    expect(session().accessToken()).toBe('access-2');
   });
 
   it('signs out and goes to the login route when the refresh is refused (403)', async () => {
@@ -154,11 +161,36 @@ describe('tollgateInterceptor', () => {
     await signIn(auth, backend);
     const http = TestBed.inject(HttpClient);
 
-    const request = firstValueFrom(http.get('/api/job-list'));
-    backend
-      .expectOne('/api/job-list')
-      .flush(null, { status: 429, statusText: 'Too Many Requests', headers: { 'Retry-After': '3600' } });
-    await expect(request).rejects.toMatchObject({ status: 429 });
+    for (const headers of [{ 'Retry-After': '3600' }, {} as Record<string, string>]) {
+      const request = firstValueFrom(http.get('/api/job-list'));
+      backend.expectOne('/api/job-list').flush(null, { status: 429, statusText: 'Too Many Requests', headers });
+      await expect(request).rejects.toMatchObject({ status: 429 });
+    }
+  });
+
+  it('replays after a 429 once only, and still refreshes when the replay meets a 401', async () => {
+    const { auth, backend } = setUp();
+    await signIn(auth, backend);
+    const http = TestBed.inject(HttpClient);
+    const tooMany = { status: 429, statusText: 'Too Many Requests', headers: { 'Retry-After': '0' } };
+
+    const twice = firstValueFrom(http.get('/api/job-list'));
+    backend.expectOne('/api/job-list').flush(null, tooMany);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    backend.expectOne('/api/job-list').flush(null, tooMany);
+    await expect(twice).rejects.toMatchObject({ status: 429 });
+
+    const expired = firstValueFrom(http.get<string[]>('/api/job-list'));
+    backend.expectOne('/api/job-list').flush(null, tooMany);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    backend.expectOne('/api/job-list').flush(null, { status: 401, statusText: 'Unauthorized' });
+    await settle();
+    backend.expectOne('/api/refresh-token').flush(tokens('access-2'));
+    await settle();
+    const replayed = backend.expectOne('/api/job-list');
+    expect(replayed.request.headers.get('Authorization')).toBe('Bearer access-2');
+    replayed.flush(['job']);
+    expect(await expired).toEqual(['job']);
   });
 
   it('does not refresh when no token was sent', async () => {
@@ -172,5 +204,14 @@ describe('tollgateInterceptor', () => {
 
     await expect(request).rejects.toMatchObject({ status: 401 });
     backend.expectNone('/api/refresh-token');
+  });
+});
+
+describe('withAllowedUrls', () => {
+  it('refuses URLs and expressions that could match elsewhere', () => {
+    expect(() => withAllowedUrls([/files\.example\.com/])).toThrow();
+    expect(() => withAllowedUrls([/^https:\/\/files\.example\.com\//g])).toThrow();
+    expect(() => withAllowedUrls(['api.example.com'])).toThrow();
+    expect(() => withAllowedUrls(['https://api.example.com/', /^https:\/\/files\.example\.com\//])).not.toThrow();
   });
 });

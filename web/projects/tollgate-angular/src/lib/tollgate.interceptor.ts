@@ -1,54 +1,54 @@
 import { HttpErrorResponse, HttpInterceptorFn, HttpRequest } from '@angular/common/http';
 import { inject } from '@angular/core';
-import { catchError, from, Observable, switchMap, throwError, timer } from 'rxjs';
+import { catchError, from, switchMap, throwError, timer } from 'rxjs';
 
 import { ResolvedConfig, TOLLGATE_CONFIG } from './config';
-import { SKIP_AUTH, TollgateAuth } from './tollgate-auth';
+import { Session, SKIP_AUTH } from './session';
 
 /** The longest `Retry-After` waited for before replaying a request once. */
 const MAX_RETRY_AFTER_MS = 60_000;
 
 /**
- * Adds the access token to the requests `withAllowedUrls` names (by default the API's own). On
- * a 401 it refreshes once (concurrent failures wait for that same refresh) and replays the
- * request with the new token; on a 429 it waits for `Retry-After` (up to a minute) and replays
- * it once. A refused refresh (403) signs out; network errors and 5xx pass through untouched.
+ * Adds the access token to the API's own requests (and those `withAllowedUrls` adds). On a 401
+ * it refreshes once (concurrent failures wait for that same refresh) and replays the request
+ * with the new token; on a 429 it waits for `Retry-After` (up to a minute) and replays it once.
+ * A refused refresh (403) signs out; network errors and 5xx pass through untouched.
  */
 export const tollgateInterceptor: HttpInterceptorFn = (request, next) => {
-  const auth = inject(TollgateAuth);
+  const session = inject(Session);
   const config = inject(TOLLGATE_CONFIG);
   if (request.context.get(SKIP_AUTH) || !isAllowed(request.url, config)) {
     return next(request);
   }
-  const token = auth.accessToken();
-  const send = (bearer: string | null, retried: boolean): Observable<never> | ReturnType<typeof next> =>
+  // Each kind of replay at most once: a request cannot loop.
+  const send = (bearer: string | null, refreshed: boolean, waited: boolean): ReturnType<typeof next> =>
     next(withBearer(request, bearer)).pipe(
       catchError((error: unknown) => {
         if (!(error instanceof HttpErrorResponse)) {
           return throwError(() => error);
         }
-        if (error.status === 401 && bearer !== null && !retried) {
-          return from(auth.refreshAfter(bearer)).pipe(switchMap((fresh) => send(fresh, true)));
+        if (error.status === 401 && bearer !== null && !refreshed) {
+          return from(session.refreshAfter(bearer)).pipe(switchMap((fresh) => send(fresh, true, waited)));
         }
-        const wait = error.status === 429 && !retried ? retryAfterMs(error) : null;
+        const wait = error.status === 429 && !waited ? retryAfterMs(error) : null;
         if (wait !== null) {
-          return timer(wait).pipe(switchMap(() => send(auth.accessToken(), true)));
+          return timer(wait).pipe(switchMap(() => send(session.accessToken(), refreshed, true)));
         }
         return throwError(() => error);
       }),
     );
-  return send(token, false);
+  return send(session.accessToken(), false, false);
 };
 
-/** Whether `url` gets the access token. */
+/** Whether `url` gets the access token: the API's origin under `/api/`, or an allowed URL. */
 export function isAllowed(url: string, config: Pick<ResolvedConfig, 'apiUrl' | 'allowedUrls'>): boolean {
   const target = new URL(url, document.baseURI);
-  if (config.allowedUrls === null) {
-    const api = new URL(config.apiUrl || document.baseURI, document.baseURI);
-    return target.origin === api.origin && target.pathname.startsWith('/api/');
+  const api = new URL(config.apiUrl || document.baseURI, document.baseURI);
+  if (target.origin === api.origin && target.pathname.startsWith('/api/')) {
+    return true;
   }
   return config.allowedUrls.some((allowed) =>
-    typeof allowed === 'string' ? target.href.startsWith(new URL(allowed, document.baseURI).href) : allowed.test(target.href),
+    typeof allowed === 'string' ? target.href.startsWith(allowed) : allowed.test(target.href),
   );
 }
 

@@ -5,6 +5,7 @@ import { provideRouter, Router } from '@angular/router';
 
 import { resolveConfig, TOLLGATE_CONFIG, TollgateFeature } from '../lib/config';
 import { TollgateUser } from '../lib/models';
+import { Session } from '../lib/session';
 import { TollgateAuth } from '../lib/tollgate-auth';
 import { tollgateInterceptor } from '../lib/tollgate.interceptor';
 
@@ -35,6 +36,11 @@ export function setUp(features: TollgateFeature[] = [], { keepStorage = false } 
     backend: TestBed.inject(HttpTestingController),
     router: TestBed.inject(Router),
   };
+}
+
+/** The internal session service, for what the public `TollgateAuth` does not offer. */
+export function session(): Session {
+  return TestBed.inject(Session);
 }
 
 /** Lets promise chains and timers queued so far run. */
