@@ -67,3 +67,38 @@ pub async fn fresh_postgres() -> anyhow::Result<String> {
     let (server, _) = admin_url.rsplit_once('/').context("URL with a database")?;
     Ok(format!("{server}/{name}"))
 }
+
+/// A Tollgate instance running in this process on `database` (rate limits off, room for many
+/// sessions), with the demo users when `seed`; its address and store.
+pub async fn start_instance(
+    database: &str,
+    seed: bool,
+) -> anyhow::Result<(String, std::sync::Arc<dyn tollgate::store::Store>)> {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        args: tollgate::config::ServerArgs,
+    }
+    let flags = Flags::try_parse_from([
+        "tollgate",
+        "--addr",
+        "127.0.0.1:0",
+        "--database-url",
+        database,
+        "--login-rate",
+        "off",
+        "--max-sessions",
+        "10000",
+    ])?;
+    let config = tollgate::config::Config::from_args(&flags.args, database)?;
+    let app = tollgate::app::Application::build(config).await?;
+    if seed {
+        let passwords = tollgate::users::Passwords::new().await?;
+        tollgate::users::seed_demo(app.store().as_ref(), &passwords).await?;
+    }
+    let address = format!("http://{}", app.local_addr());
+    let store = app.store();
+    tokio::spawn(app.run_until(std::future::pending()));
+    Ok((address, store))
+}

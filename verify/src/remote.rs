@@ -119,7 +119,7 @@ pub fn remote(config: RemoteConfig) -> Result<Arc<Verifier>, RemoteError> {
     });
     let verifier = Arc::new(
         Verifier::new(policy, Keys::new())
-            .with_key_source(SharedJwks(jwks.clone()))
+            .with_key_source(jwks.clone())
             .requiring_revocations(config.max_revocation_staleness),
     );
     let feed = Feed {
@@ -180,11 +180,10 @@ fn max_age(headers: &http::HeaderMap) -> Duration {
     }
 }
 
-struct SharedJwks(Arc<Jwks>);
-
-impl KeySource for SharedJwks {
+/// Shared with the follower task, which fetches again when the answer says so.
+impl KeySource for Arc<Jwks> {
     fn fetch(&self) -> BoxFuture<'_, Result<Keys, Cause>> {
-        Box::pin(self.0.fetch())
+        Box::pin(Jwks::fetch(self))
     }
 }
 

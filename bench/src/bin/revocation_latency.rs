@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tollgate_bench::{fresh_postgres, machine_description, millis, percentiles, today};
+use tollgate_bench::{
+    fresh_postgres, machine_description, millis, percentiles, start_instance, today,
+};
 
 /// How long a refusal may take before the run fails.
 const GIVE_UP: Duration = Duration::from_secs(10);
@@ -33,36 +35,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A Tollgate instance in this process, on `database`.
-async fn instance(database: &str, seed: bool) -> anyhow::Result<String> {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Flags {
-        #[command(flatten)]
-        args: tollgate::config::ServerArgs,
-    }
-    let flags = Flags::try_parse_from([
-        "tollgate",
-        "--addr",
-        "127.0.0.1:0",
-        "--database-url",
-        database,
-        "--login-rate",
-        "off",
-        "--max-sessions",
-        "10000",
-    ])?;
-    let config = tollgate::config::Config::from_args(&flags.args, database)?;
-    let app = tollgate::app::Application::build(config).await?;
-    if seed {
-        let passwords = tollgate::users::Passwords::new().await?;
-        tollgate::users::seed_demo(app.store().as_ref(), &passwords).await?;
-    }
-    let address = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until(std::future::pending()));
-    Ok(address)
 }
 
 /// Starts an example resource server on a free port, following `tollgate`.
@@ -104,8 +76,8 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(200);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let database = fresh_postgres().await?;
-    let first = instance(&database, true).await?;
-    let second = instance(&database, false).await?;
+    let (first, _) = start_instance(&database, true).await?;
+    let (second, _) = start_instance(&database, false).await?;
     let (_axum, axum) = example(
         Command::new(root.join("target/release/tollgate-example-axum")),
         &first,

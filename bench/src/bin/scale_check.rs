@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
 use tollgate::sessions::{SessionLimit, SessionLimitPolicy};
 use tollgate::store::{Session, Store};
-use tollgate_bench::{fresh_postgres, machine_description, millis, percentiles, today};
+use tollgate_bench::{
+    fresh_postgres, machine_description, millis, percentiles, start_instance, today,
+};
 
 const SYNTHETIC_USERS: u32 = 1000;
 const REFRESHES: usize = 300;
@@ -122,30 +124,7 @@ struct Row {
 }
 
 async fn start(database: &str) -> anyhow::Result<Server> {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Flags {
-        #[command(flatten)]
-        args: tollgate::config::ServerArgs,
-    }
-    let flags = Flags::try_parse_from([
-        "tollgate",
-        "--addr",
-        "127.0.0.1:0",
-        "--database-url",
-        database,
-        "--login-rate",
-        "off",
-        "--max-sessions",
-        "10000",
-    ])?;
-    let config = tollgate::config::Config::from_args(&flags.args, database)?;
-    let app = tollgate::app::Application::build(config).await?;
-    let passwords = tollgate::users::Passwords::new().await?;
-    tollgate::users::seed_demo(app.store().as_ref(), &passwords).await?;
-    let address = format!("http://{}", app.local_addr());
-    let store = app.store();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let (address, store) = start_instance(database, true).await?;
     Ok(Server {
         client: reqwest::Client::new(),
         address,
