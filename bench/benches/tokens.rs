@@ -24,6 +24,8 @@ fn user() -> User {
         gender: "female".into(),
         phone: "+44 20 7946 0101".into(),
         city: "London".into(),
+        roles: Vec::new(),
+        disabled_at: None,
     }
 }
 

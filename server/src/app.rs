@@ -20,12 +20,14 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::mail::{MailError, Mailer};
 use crate::sessions::{AuthError, LoginLimiter, SessionPolicy, Sessions};
 use crate::store::{self, Store, StoreError};
 use crate::tokens::{Lifetimes, TokenError, Tokens};
-use crate::users::{Passwords, UserError};
+use crate::users::{Accounts, Passwords, UserError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -35,6 +37,8 @@ pub enum StartError {
     Keys(#[from] TokenError),
     #[error("cannot prepare password hashing")]
     Passwords(#[from] UserError),
+    #[error("cannot set up mail")]
+    Mail(#[from] MailError),
     #[error("cannot read the revoked sessions")]
     Revocations(#[source] AuthError),
     #[error("cannot listen on {addr}")]
@@ -71,6 +75,18 @@ impl Application {
             .await?,
         );
         let passwords = Arc::new(Passwords::new().await?);
+        let audit = match config.audit_retention {
+            Some(_) => Audit::start(store.clone()),
+            None => Audit::off(),
+        };
+        let mailer = match &config.smtp_url {
+            Some(url) => Some(Arc::new(Mailer::new(
+                url.expose_str(),
+                &config.mail_from,
+                &config.public_url,
+            )?)),
+            None => None,
+        };
         let policy = SessionPolicy {
             refresh_ttl: config.refresh_ttl,
             max_age: config.session_max_age,
@@ -81,10 +97,19 @@ impl Application {
         let sessions = Arc::new(Sessions::new(
             store.clone(),
             tokens.clone(),
-            passwords,
+            passwords.clone(),
             policy,
             config.access_ttl,
             config.store.options.timeout,
+            audit.clone(),
+        ));
+        let accounts = Arc::new(Accounts::new(
+            store.clone(),
+            passwords,
+            sessions.clone(),
+            audit,
+            mailer,
+            config.signup_open,
         ));
         // A restarted instance must refuse what was revoked before it started.
         sessions
@@ -105,6 +130,7 @@ impl Application {
             store,
             tokens,
             sessions,
+            accounts,
             login_limiter,
             metrics_handle(),
         );
@@ -133,7 +159,12 @@ impl Application {
         ));
         let store = state.store.clone();
         let timeout = state.config.request_timeout;
+        let audit = state.accounts.audit().clone();
         serve(listener, http::router(state), timeout, shutdown).await;
+        // Events of the last requests reach the store before it closes.
+        if tokio::time::timeout(timeout, audit.flush()).await.is_err() {
+            tracing::warn!("audit events still queued at shutdown; not all were written");
+        }
         maintenance.abort();
         follower.abort();
         // Gone before the store closes: it may hold the store's listener.
@@ -199,7 +230,7 @@ async fn serve(
     }
 }
 
-/// Sweeps dead sessions, reloads keys rotated elsewhere, forgets idle rate-limit entries and
+/// Sweeps dead sessions, expired password resets and old audit events, reloads keys rotated elsewhere, forgets idle rate-limit entries and
 /// keeps the live-sessions gauge current, so that a scrape of `/metrics` never waits for the
 /// database.
 async fn maintain(state: AppState) {
@@ -214,6 +245,16 @@ async fn maintain(state: AppState) {
         }
         if let Err(error) = state.tokens.reload().await {
             tracing::warn!(error = &error as &dyn Error, "key reload failed");
+        }
+        if let Err(error) = state.store.delete_expired_password_resets(now).await {
+            tracing::warn!(error = &error as &dyn Error, "password reset sweep failed");
+        }
+        if let Some(kept) = state.config.audit_retention {
+            match state.store.delete_audit_before(now - kept).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "audit events past their retention deleted"),
+                Err(error) => tracing::warn!(error = &error as &dyn Error, "audit sweep failed"),
+            }
         }
         if let Some(limiter) = &state.login_limiter {
             if let Err(error) = limiter.forget_idle().await {

@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{shutdown_signal, Application};
+use crate::audit::Event;
 use crate::config::{
     Config, ConfigError, ServerArgs, SigningArgs, SigningConfig, StoreArgs, StoreConfig,
 };
@@ -51,6 +52,30 @@ pub enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Add or remove roles (`admin` grants the admin API); prints the roles held after.
+    Role {
+        username: String,
+        /// A role to add (repeatable).
+        #[arg(long = "add", value_name = "ROLE")]
+        add: Vec<String>,
+        /// A role to remove (repeatable).
+        #[arg(long = "remove", value_name = "ROLE")]
+        remove: Vec<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Disable a user: no sign-in, every session revoked.
+    Disable {
+        username: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        username: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +93,9 @@ pub struct UserAddArgs {
     pub phone: String,
     #[arg(long, default_value = "")]
     pub city: String,
+    /// A role to give the user (repeatable), such as `admin`.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -108,15 +136,31 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve(args) => serve(Config::from_args(&args, DEFAULT_DATABASE_URL)?, false).await,
         Command::Demo(args) => {
+            let signup = args.signup;
             let fresh =
                 std::env::temp_dir().join(format!("tollgate-demo-{}.db", uuid::Uuid::new_v4()));
             let default = format!("sqlite://{}", fresh.display());
-            serve(Config::from_args(&args, &default)?, true).await
+            let mut config = Config::from_args(&args, &default)?;
+            // The demo lets visitors sign up unless told otherwise.
+            config.signup_open = signup.unwrap_or(true);
+            serve(config, true).await
         }
         Command::Migrate(args) => migrate(&args).await,
         Command::User(UserCommand::Add(args)) => add_user(args).await,
         Command::User(UserCommand::Passwd { username, store }) => {
             change_password(&username, &store).await
+        }
+        Command::User(UserCommand::Role {
+            username,
+            add,
+            remove,
+            store,
+        }) => change_roles(&username, &add, &remove, &store).await,
+        Command::User(UserCommand::Disable { username, store }) => {
+            set_disabled(&username, true, &store).await
+        }
+        Command::User(UserCommand::Enable { username, store }) => {
+            set_disabled(&username, false, &store).await
         }
         Command::Keys(KeysCommand::Rotate {
             activate_after,
@@ -149,10 +193,24 @@ async fn add_user(args: UserAddArgs) -> Result<(), Failure> {
         gender: args.gender,
         phone: args.phone,
         city: args.city,
+        roles: args.roles,
     };
-    let user = users::create_user(store.as_ref(), &passwords, new, password).await;
+    let added = async {
+        users::policy::check_new_password(&password, &new.username)?;
+        let user = users::create_user(store.as_ref(), &passwords, new, password).await?;
+        let detail = format!("roles: [{}]", user.roles.join(", "));
+        audit(
+            store.as_ref(),
+            Event::new("cli_create_user", "ok")
+                .user(&user)
+                .detail(detail),
+        )
+        .await?;
+        anyhow::Ok(user)
+    }
+    .await;
     store.close().await;
-    let user = user?;
+    let user = added?;
     println!("added user {} ({})", user.username, user.id);
     Ok(())
 }
@@ -161,12 +219,111 @@ async fn change_password(username: &str, args: &StoreArgs) -> Result<(), Failure
     let store = open_store(args).await?;
     let passwords = Passwords::new().await?;
     let password = read_password()?;
-    let changed = users::change_password(store.as_ref(), &passwords, username, password).await;
-    store.close().await;
-    if !changed? {
-        return Err(anyhow::anyhow!("no user named {username:?}").into());
+    let changed = async {
+        let revoked = users::change_password(store.as_ref(), &passwords, username, password)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no user named {username:?}"))?;
+        let user = find_user(store.as_ref(), username).await?;
+        let detail = format!("{} sessions revoked", revoked.len());
+        audit(
+            store.as_ref(),
+            Event::new("cli_password_change", "ok")
+                .user(&user)
+                .detail(detail),
+        )
+        .await
     }
+    .await;
+    store.close().await;
+    changed?;
     println!("password changed; every session of {username} is revoked");
+    Ok(())
+}
+
+async fn change_roles(
+    username: &str,
+    add: &[String],
+    remove: &[String],
+    args: &StoreArgs,
+) -> Result<(), Failure> {
+    let store = open_store(args).await?;
+    let changed = async {
+        let user = find_user(store.as_ref(), username).await?;
+        let roles: Vec<&String> = user
+            .roles
+            .iter()
+            .chain(add)
+            .filter(|role| !remove.contains(role))
+            .collect();
+        let roles = users::policy::normalize_roles(&roles)?;
+        store.set_roles(user.id, &roles).await?;
+        let detail = format!("roles: [{}]", roles.join(", "));
+        audit(
+            store.as_ref(),
+            Event::new("cli_set_roles", "ok").user(&user).detail(detail),
+        )
+        .await?;
+        anyhow::Ok(roles)
+    }
+    .await;
+    store.close().await;
+    let roles = changed?;
+    println!("{username} has roles: [{}]", roles.join(", "));
+    println!("tokens carry the new roles from their next refresh (at most TOLLGATE_ACCESS_TTL)");
+    Ok(())
+}
+
+async fn set_disabled(username: &str, disabled: bool, args: &StoreArgs) -> Result<(), Failure> {
+    let store = open_store(args).await?;
+    let changed = async {
+        let user = find_user(store.as_ref(), username).await?;
+        let revoked = store
+            .set_disabled(user.id, disabled, time::OffsetDateTime::now_utc())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no user named {username:?}"))?;
+        let event = if disabled {
+            Event::new("cli_disable_user", "ok")
+                .detail(format!("{} sessions revoked", revoked.len()))
+        } else {
+            Event::new("cli_enable_user", "ok")
+        };
+        audit(store.as_ref(), event.user(&user)).await
+    }
+    .await;
+    store.close().await;
+    changed?;
+    if disabled {
+        println!("{username} is disabled; every session is revoked");
+    } else {
+        println!("{username} is enabled");
+    }
+    Ok(())
+}
+
+async fn find_user(store: &dyn store::Store, username: &str) -> anyhow::Result<store::User> {
+    store
+        .find_user_by_username(username)
+        .await?
+        .map(|(user, _)| user)
+        .ok_or_else(|| anyhow::anyhow!("no user named {username:?}"))
+}
+
+/// Records what the command line did: written at once, the process ends next.
+async fn audit(store: &dyn store::Store, event: Event) -> anyhow::Result<()> {
+    let record = store::AuditRecord {
+        id: 0,
+        at: time::OffsetDateTime::now_utc(),
+        event: event.event.to_owned(),
+        outcome: event.outcome.to_owned(),
+        user_id: event.user_id,
+        username: event.username,
+        session_id: None,
+        ip: None,
+        user_agent: Some("tollgate command line".into()),
+        actor_id: None,
+        detail: event.detail,
+    };
+    store.insert_audit(&[record]).await?;
     Ok(())
 }
 

@@ -95,6 +95,24 @@ pub struct ServerArgs {
     #[arg(long, env = "TOLLGATE_INTROSPECTION_SECRETS", default_value = "",
         value_parser = secrets, hide_env_values = true, hide_default_value = true)]
     pub introspection_secrets: Secrets,
+    /// `open` (anyone may create an account with `POST /api/register`) or `closed` (default
+    /// for `serve`; `demo` is open).
+    #[arg(long, env = "TOLLGATE_SIGNUP", value_parser = signup)]
+    pub signup: Option<bool>,
+    /// The mail server for password resets, `smtp://user:pass@host:port` (add
+    /// `?tls=required` for STARTTLS) or `smtps://…`; none: resets are not offered.
+    #[arg(long, env = "TOLLGATE_SMTP_URL", value_parser = smtp_url, hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+    /// The sender of Tollgate's mail.
+    #[arg(long, env = "TOLLGATE_MAIL_FROM", default_value = "Tollgate <tollgate@localhost>",
+        value_parser = mailbox)]
+    pub mail_from: String,
+    /// Where users reach the web client, for links in mails (default `http://` + the address).
+    #[arg(long, env = "TOLLGATE_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<String>,
+    /// How long audit events are kept, or `off` to record none.
+    #[arg(long, env = "TOLLGATE_AUDIT_RETENTION", default_value = "90d", value_parser = audit_retention)]
+    pub audit_retention: AuditRetention,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -136,6 +154,10 @@ pub struct Secret(String);
 impl Secret {
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+
+    pub fn expose_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -254,6 +276,10 @@ pub struct Proxies(pub Vec<IpNet>);
 #[derive(Debug, Clone, Default)]
 pub struct Secrets(pub Vec<Secret>);
 
+/// How long audit events are kept; None records none.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditRetention(pub Option<Duration>);
+
 #[derive(Debug, Clone)]
 pub struct SigningConfig {
     pub algorithm: Algorithm,
@@ -281,6 +307,11 @@ pub struct Config {
     pub login_rate: Option<LoginRate>,
     pub introspection_secrets: Vec<Secret>,
     pub revocation_poll: Duration,
+    pub signup_open: bool,
+    pub smtp_url: Option<Secret>,
+    pub mail_from: String,
+    pub public_url: String,
+    pub audit_retention: Option<Duration>,
 }
 
 impl Config {
@@ -309,6 +340,14 @@ impl Config {
             login_rate: args.login_rate.0,
             introspection_secrets: args.introspection_secrets.0.clone(),
             revocation_poll: args.revocation_poll,
+            signup_open: args.signup.unwrap_or(false),
+            smtp_url: args.smtp_url.clone(),
+            mail_from: args.mail_from.clone(),
+            public_url: args
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", args.addr)),
+            audit_retention: args.audit_retention.0,
         })
     }
 }
@@ -367,6 +406,7 @@ pub const MAX_SWEEP_INTERVAL: Duration = DAY;
 pub const MAX_DB_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MAX_LOGIN_RATE_PERIOD: Duration = DAY;
 pub const MAX_KEY_ACTIVATION_DELAY: Duration = DAY;
+pub const MAX_AUDIT_RETENTION: Duration = Duration::from_secs(10 * 365 * 86_400);
 pub const MAX_SESSIONS_LIMIT: u32 = 10_000;
 pub const MAX_DB_POOL_SIZE: u32 = 1_000;
 
@@ -539,6 +579,46 @@ fn secrets(value: &str) -> Result<Secrets, String> {
         .map(Secrets)
 }
 
+fn signup(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "open" => Ok(true),
+        "closed" => Ok(false),
+        _ => Err(format!("{value:?} is neither open nor closed")),
+    }
+}
+
+fn smtp_url(value: &str) -> Result<Secret, String> {
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(value.trim())
+        .map(|_| Secret(value.trim().to_owned()))
+        .map_err(|_| "is not an smtp:// or smtps:// URL".to_owned())
+}
+
+fn mailbox(value: &str) -> Result<String, String> {
+    value
+        .trim()
+        .parse::<lettre::message::Mailbox>()
+        .map(|_| value.trim().to_owned())
+        .map_err(|_| format!("{value:?} is not a mail address such as Name <name@example.com>"))
+}
+
+fn public_url(value: &str) -> Result<String, String> {
+    let value = value.trim().trim_end_matches('/');
+    let (scheme, rest) = value
+        .split_once("://")
+        .ok_or_else(|| format!("{value:?} is not an http:// or https:// URL"))?;
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains(['?', '#']) {
+        return Err(format!("{value:?} is not an http:// or https:// URL"));
+    }
+    Ok(value.to_owned())
+}
+
+fn audit_retention(value: &str) -> Result<AuditRetention, String> {
+    if value.trim() == "off" {
+        return Ok(AuditRetention(None));
+    }
+    duration(POSITIVE, MAX_AUDIT_RETENTION)(value).map(|kept| AuditRetention(Some(kept)))
+}
+
 fn login_rate(value: &str) -> Result<LoginRateSetting, String> {
     if value == "off" {
         return Ok(LoginRateSetting(None));
@@ -591,6 +671,13 @@ mod tests {
         assert_eq!(config.audience, "tollgate-api");
         assert!(config.cors_origins.is_empty());
         assert!(!config.require_fingerprint);
+        assert!(!config.signup_open);
+        assert!(config.smtp_url.is_none());
+        assert_eq!(
+            config.audit_retention,
+            Some(Duration::from_secs(90 * 86400))
+        );
+        assert_eq!(config.public_url, "http://127.0.0.1:8000");
     }
 
     #[test]
@@ -598,6 +685,14 @@ mod tests {
         for (flags, variable) in [
             (&["--access-ttl", "soon"][..], "TOLLGATE_ACCESS_TTL"),
             (&["--refresh-ttl", "0s"], "TOLLGATE_REFRESH_TTL"),
+            (&["--signup", "maybe"], "TOLLGATE_SIGNUP"),
+            (&["--smtp-url", "mail.example.com"], "TOLLGATE_SMTP_URL"),
+            (&["--mail-from", "not an address"], "TOLLGATE_MAIL_FROM"),
+            (&["--public-url", "example.com"], "TOLLGATE_PUBLIC_URL"),
+            (
+                &["--audit-retention", "forever"],
+                "TOLLGATE_AUDIT_RETENTION",
+            ),
             (&["--max-sessions", "0"], "TOLLGATE_MAX_SESSIONS"),
             (
                 &["--session-limit-policy", "random"],

@@ -4,6 +4,8 @@
 pub mod common;
 
 mod api {
+    mod accounts;
+    mod admin;
     mod cli;
     mod cookies;
     mod fuzz;

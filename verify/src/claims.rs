@@ -34,8 +34,8 @@ pub struct AccessClaims {
     pub nbf: Option<i64>,
     pub jti: Uuid,
     pub user: TokenUser,
-    /// The user's roles, when the server issues them (empty otherwise).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The user's roles (Tollgate always sends the claim; absent counts as none).
+    #[serde(default)]
     pub roles: Vec<String>,
 }
 

@@ -13,7 +13,9 @@ use super::error::{ApiError, Problem};
 use super::extract::AuthUser;
 use super::views::{JobList, JobView, SessionView, UserView};
 use super::AppState;
+use crate::audit::{Client, Event};
 use crate::store::Job;
+use crate::tokens::AccessClaims;
 
 /// About the size of one job in JSON: two UUIDs, two dates, five short strings.
 const JOB_JSON_SIZE: usize = 320;
@@ -90,13 +92,30 @@ pub async fn list_sessions(
 pub async fn revoke_session(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
+    client: Client,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    if state.sessions.revoke(claims.sub, id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
+    if !state.sessions.revoke(claims.sub, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    let event = Event::new("session_revoked", "ok")
+        .session(id)
+        .detail(format!("by session {}", claims.sid));
+    state
+        .accounts
+        .audit()
+        .record(caller(event, &claims), &client)
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `event` about the caller of a request authenticated by `claims`.
+pub fn caller(event: Event, claims: &AccessClaims) -> Event {
+    Event {
+        user_id: Some(claims.sub),
+        username: Some(claims.user.username.clone()),
+        ..event
     }
 }
 
@@ -106,7 +125,16 @@ pub async fn revoke_session(
 pub async fn revoke_all_sessions(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
+    client: Client,
 ) -> Result<StatusCode, ApiError> {
-    state.sessions.revoke_all(claims.sub).await?;
+    let ended = state.sessions.revoke_all(claims.sub).await?;
+    let event = Event::new("signed_out_everywhere", "ok")
+        .session(claims.sid)
+        .detail(format!("{ended} sessions revoked"));
+    state
+        .accounts
+        .audit()
+        .record(caller(event, &claims), &client)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,10 @@
 //! Sign-in, refresh and sign-out, with the refresh token in the body or in a cookie.
 
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, USER_AGENT};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -14,7 +17,9 @@ use super::error::{ApiError, Problem};
 use super::extract::{is_json, origin_allowed, ApiJson, ClientIp, OptionalJson};
 use super::views::UserView;
 use super::AppState;
+use crate::audit::{Client, Event};
 use crate::sessions::{AuthError, DenyReason, Device, RefreshKind, TokenPair};
+use crate::store::User;
 use crate::users::UserError;
 
 pub const REFRESH_COOKIE: &str = "tollgate_refresh";
@@ -82,6 +87,7 @@ pub struct LogoutRequest {
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    client: Client,
     headers: HeaderMap,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
@@ -93,33 +99,22 @@ pub async fn login(
             "The username must have 1 to 256 bytes.".into(),
         ));
     }
-    let fingerprint = request
-        .fingerprint
-        .filter(|fingerprint| !fingerprint.is_empty());
-    if fingerprint
-        .as_ref()
-        .is_some_and(|f| f.len() > MAX_FINGERPRINT_BYTES)
+    let fingerprint = checked_fingerprint(request.fingerprint)?;
+    if let Err(limited) = rate_limit(
+        &state,
+        ip,
+        &request.username,
+        fingerprint.as_deref(),
+        &client,
+    )
+    .await
     {
-        return Err(ApiError::BadRequest(
-            "The fingerprint is longer than 512 bytes.".into(),
-        ));
-    }
-    if let Some(limiter) = &state.login_limiter {
-        let check = limiter.check(ip, &request.username, fingerprint.as_deref());
-        if let Some(wait) = check.await? {
-            metrics::counter!("tollgate_logins_total", "outcome" => "rate_limited").increment(1);
-            return Err(ApiError::RateLimited {
-                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-            });
-        }
+        metrics::counter!("tollgate_logins_total", "outcome" => "rate_limited").increment(1);
+        return Err(limited);
     }
     let device = Device {
         fingerprint,
-        user_agent: headers
-            .get(USER_AGENT)
-            .and_then(|ua| ua.to_str().ok())
-            .map(str::to_owned),
-        ip: Some(ip.to_string()),
+        client,
     };
     let now = OffsetDateTime::now_utc();
     let result = state
@@ -134,14 +129,78 @@ pub async fn login(
     };
     metrics::counter!("tollgate_logins_total", "outcome" => outcome).increment(1);
     let (user, pair) = result?;
-    let (tokens, cookie) = token_response(pair, request.use_cookie, now);
-    Ok(with_tokens(
-        Json(LoginResponse {
-            user: user.into(),
-            tokens,
-        }),
-        cookie,
+    Ok(signed_in(
+        StatusCode::OK,
+        user,
+        pair,
+        request.use_cookie,
+        now,
     ))
+}
+
+/// The answer of a sign-in (login or registration): the user and the tokens.
+pub fn signed_in(
+    status: StatusCode,
+    user: User,
+    pair: TokenPair,
+    use_cookie: bool,
+    now: OffsetDateTime,
+) -> Response {
+    let (tokens, cookie) = token_response(pair, use_cookie, now);
+    let body = Json(LoginResponse {
+        user: user.into(),
+        tokens,
+    });
+    with_tokens((status, body), cookie)
+}
+
+/// A fingerprint as sent: empty counts as none; longer than 512 bytes is refused.
+pub fn checked_fingerprint(fingerprint: Option<String>) -> Result<Option<String>, ApiError> {
+    let fingerprint = fingerprint.filter(|fingerprint| !fingerprint.is_empty());
+    if fingerprint
+        .as_ref()
+        .is_some_and(|f| f.len() > MAX_FINGERPRINT_BYTES)
+    {
+        return Err(ApiError::BadRequest(
+            "The fingerprint is longer than 512 bytes.".into(),
+        ));
+    }
+    Ok(fingerprint)
+}
+
+/// The sign-in budget of this client and username (shared by login, registration and
+/// password changes); a refusal is audited.
+pub async fn rate_limit(
+    state: &AppState,
+    ip: IpAddr,
+    username: &str,
+    fingerprint: Option<&str>,
+    client: &Client,
+) -> Result<(), ApiError> {
+    let Some(limiter) = &state.login_limiter else {
+        return Ok(());
+    };
+    let Some(wait) = limiter.check(ip, username, fingerprint).await? else {
+        return Ok(());
+    };
+    let event = Event {
+        username: Some(username.chars().take(64).collect()),
+        ..Event::new("login", "rate_limited")
+    };
+    Err(rate_limited(state, wait, event, client).await)
+}
+
+/// 429 with `Retry-After`, audited as `event`.
+pub async fn rate_limited(
+    state: &AppState,
+    wait: Duration,
+    event: Event,
+    client: &Client,
+) -> ApiError {
+    state.accounts.audit().record(event, client).await;
+    ApiError::RateLimited {
+        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+    }
 }
 
 /// Exchange a refresh token (body or cookie) for a new pair; the old token stops working.
@@ -152,6 +211,7 @@ pub async fn login(
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    client: Client,
     headers: HeaderMap,
     body: Result<OptionalJson<RefreshRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
@@ -180,7 +240,7 @@ pub async fn refresh(
     let now = OffsetDateTime::now_utc();
     let result = state
         .sessions
-        .refresh(&token, request.fingerprint.as_deref(), now)
+        .refresh(&token, request.fingerprint.as_deref(), &client, now)
         .await;
     let outcome = match &result {
         Ok((_, RefreshKind::Rotated)) => "ok",
@@ -216,6 +276,7 @@ pub async fn refresh(
     ))]
 pub async fn logout(
     State(state): State<AppState>,
+    client: Client,
     headers: HeaderMap,
     OptionalJson(request): OptionalJson<LogoutRequest>,
 ) -> Result<Response, ApiError> {
@@ -228,7 +289,13 @@ pub async fn logout(
         None => cookies.clone(),
     };
     for token in tokens {
-        state.sessions.logout(token).await?;
+        if let Some((sid, user)) = state.sessions.logout(token).await? {
+            let event = Event {
+                user_id: Some(user),
+                ..Event::new("logout", "ok").session(sid)
+            };
+            state.accounts.audit().record(event, &client).await;
+        }
     }
     // Only a request that could use the cookie may clear it.
     let mut response = StatusCode::NO_CONTENT.into_response();

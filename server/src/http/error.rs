@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::sessions::AuthError;
 use crate::store::StoreError;
 use crate::tokens::TokenError;
-use crate::users::UserError;
+use crate::users::{AccountError, UserError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -29,6 +29,10 @@ pub enum ApiError {
     RefreshRefused,
     #[error("cross-site request refused")]
     CrossSite,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("not found")]
     NotFound,
     #[error("too many sign-in attempts")]
@@ -77,7 +81,10 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::RefreshRefused | ApiError::CrossSite => StatusCode::FORBIDDEN,
+            ApiError::RefreshRefused | ApiError::CrossSite | ApiError::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
@@ -91,7 +98,10 @@ impl ApiError {
     /// What the client is told: never internal detail.
     fn detail(&self) -> String {
         match self {
-            ApiError::BadRequest(detail) | ApiError::UnsupportedMediaType(detail) => detail.clone(),
+            ApiError::BadRequest(detail)
+            | ApiError::UnsupportedMediaType(detail)
+            | ApiError::Forbidden(detail)
+            | ApiError::Conflict(detail) => detail.clone(),
             ApiError::InvalidCredentials => "Wrong username or password.".into(),
             ApiError::PayloadTooLarge => "The request body is too large.".into(),
             ApiError::HeadersTooLarge => "The request headers are too large.".into(),
@@ -203,6 +213,12 @@ impl From<UserError> for ApiError {
             UserError::Busy => ApiError::Busy {
                 retry_after_secs: 1,
             },
+            UserError::UsernameTaken(_) => {
+                ApiError::Conflict("This username is taken; choose another.".into())
+            }
+            UserError::Invalid(reason) | UserError::WeakPassword(reason) => {
+                ApiError::BadRequest(reason.into())
+            }
             other => ApiError::internal(other),
         }
     }
@@ -219,6 +235,28 @@ impl From<AuthError> for ApiError {
             AuthError::Store(error) => error.into(),
             AuthError::User(error) => error.into(),
             AuthError::Token(error) => error.into(),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::SignupClosed => {
+                ApiError::Forbidden("Sign-up is closed on this server.".into())
+            }
+            AccountError::WrongPassword => {
+                ApiError::BadRequest("The current password is wrong.".into())
+            }
+            AccountError::InvalidResetToken => ApiError::BadRequest(
+                "This reset link is unknown, already used or expired. Ask for a new one.".into(),
+            ),
+            AccountError::NotFound => ApiError::NotFound,
+            AccountError::SelfLockout(reason) => ApiError::Conflict(reason.into()),
+            AccountError::User(error) => error.into(),
+            AccountError::Auth(error) => error.into(),
+            AccountError::Store(error) => error.into(),
+            AccountError::Random => ApiError::internal(error),
         }
     }
 }

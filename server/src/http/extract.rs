@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::header::{CONTENT_TYPE, HOST, ORIGIN};
+use axum::http::header::{CONTENT_TYPE, HOST, ORIGIN, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use ipnet::IpNet;
@@ -15,6 +15,7 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 use super::error::ApiError;
 use super::AppState;
+use crate::audit::Client;
 use crate::tokens::AccessClaims;
 use tollgate_verify::axum::{authenticate, AuthRejection};
 
@@ -90,6 +91,45 @@ impl FromRequestParts<AppState> for AuthUser {
                 }
                 AuthRejection::Unavailable(error) => ApiError::unavailable(error),
             })
+    }
+}
+
+/// A caller with the `admin` role, in their token and still in the store: a token's roles
+/// are as old as the token, and a demoted or disabled administrator must stop at once.
+pub struct AdminUser(pub Arc<AccessClaims>);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AuthUser(claims) = AuthUser::from_request_parts(parts, state).await?;
+        let forbidden = || ApiError::Forbidden("This needs the admin role.".into());
+        if !claims.has_role("admin") {
+            return Err(forbidden());
+        }
+        match state.store.find_user(claims.sub).await? {
+            Some(user) if user.has_role("admin") && user.disabled_at.is_none() => {
+                Ok(AdminUser(claims))
+            }
+            _ => Err(forbidden()),
+        }
+    }
+}
+
+/// Who sent the request, for the audit log and the sessions list.
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        Ok(Client {
+            ip: Some(ip.to_string()),
+            user_agent: parts
+                .headers
+                .get(USER_AGENT)
+                .and_then(|agent| agent.to_str().ok())
+                .map(str::to_owned),
+        })
     }
 }
 

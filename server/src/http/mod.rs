@@ -1,11 +1,13 @@
 //! The HTTP face of Tollgate: routes, middleware and the single-page app.
 
 mod account;
+mod admin;
 mod auth;
 mod error;
 mod extract;
 mod revocation;
 mod system;
+mod users;
 mod views;
 
 use std::collections::HashMap;
@@ -33,6 +35,7 @@ use crate::config::Config;
 use crate::sessions::{LoginLimiter, Sessions};
 use crate::store::Store;
 use crate::tokens::Tokens;
+use crate::users::Accounts;
 
 /// Bodies are small JSON documents; anything larger is refused with 413.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -53,6 +56,7 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub tokens: Arc<Tokens>,
     pub sessions: Arc<Sessions>,
+    pub accounts: Arc<Accounts>,
     pub login_limiter: Option<Arc<LoginLimiter>>,
     pub metrics: PrometheusHandle,
     /// The built client, when there is one.
@@ -73,6 +77,7 @@ impl AppState {
         store: Arc<dyn Store>,
         tokens: Arc<Tokens>,
         sessions: Arc<Sessions>,
+        accounts: Arc<Accounts>,
         login_limiter: Option<Arc<LoginLimiter>>,
         metrics: PrometheusHandle,
     ) -> Self {
@@ -85,6 +90,7 @@ impl AppState {
             store,
             tokens,
             sessions,
+            accounts,
             login_limiter,
             metrics,
             spa,
@@ -98,7 +104,7 @@ pub fn router(state: AppState) -> Router {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(state.config.cors_origins.clone()))
             .allow_credentials(true)
-            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
             // Clients honour it on a 429 (the Angular library waits, then replays once).
             .expose_headers([header::RETRY_AFTER])
@@ -121,6 +127,8 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .merge(auth::router())
         .merge(account::router())
+        .merge(users::router())
+        .merge(admin::router())
         .merge(revocation::router())
         .merge(system::router())
         .fallback(spa_or_not_found)

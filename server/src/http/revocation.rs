@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::error::{ApiError, Problem};
 use super::extract::ApiForm;
 use super::AppState;
+use crate::audit::{Client, Event};
 use crate::sessions::{Introspection, RevocationPage, TokenKind};
 use crate::store::RevocationCursor;
 
@@ -115,10 +116,17 @@ pub struct TokenForm {
     ))]
 pub async fn revoke(
     State(state): State<AppState>,
+    client: Client,
     ApiForm(form): ApiForm<TokenForm>,
 ) -> Result<StatusCode, ApiError> {
     let hint = hint(form.token_type_hint.as_deref());
-    state.sessions.revoke_token(&form.token, hint).await?;
+    if let Some((sid, user)) = state.sessions.revoke_token(&form.token, hint).await? {
+        let event = Event {
+            user_id: Some(user),
+            ..Event::new("token_revoked", "ok").session(sid)
+        };
+        state.accounts.audit().record(event, &client).await;
+    }
     Ok(StatusCode::OK)
 }
 

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ApiError, Problem};
-use super::{account, auth, revocation, AppState};
+use super::{account, admin, auth, revocation, users, AppState};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -29,6 +29,10 @@ pub fn router() -> Router<AppState> {
         account::current_user, account::job_list, account::list_sessions,
         account::revoke_session, account::revoke_all_sessions,
         revocation::revocations, revocation::revoke, revocation::introspect,
+        users::settings, users::register, users::change_password,
+        users::request_password_reset, users::confirm_password_reset,
+        admin::list_users, admin::create_user, admin::update_user, admin::delete_user,
+        admin::end_sessions, admin::audit_log,
         healthz, jwks,
     ),
     components(schemas(Problem)),

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::store::{Job, Session, User};
+use crate::store::{AuditRecord, Job, Session, User};
 
 /// A person who can sign in. Never carries a password or its hash.
 #[derive(Debug, Serialize, ToSchema)]
@@ -20,6 +20,8 @@ pub struct UserView {
     gender: String,
     phone: String,
     city: String,
+    /// `admin` grants the admin API.
+    roles: Vec<String>,
 }
 
 impl From<User> for UserView {
@@ -33,6 +35,66 @@ impl From<User> for UserView {
             gender: user.gender,
             phone: user.phone,
             city: user.city,
+            roles: user.roles,
+        }
+    }
+}
+
+/// A user as administrators see it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminUserView {
+    #[serde(flatten)]
+    user: UserView,
+    /// A disabled user cannot sign in.
+    disabled: bool,
+}
+
+impl From<User> for AdminUserView {
+    fn from(user: User) -> Self {
+        AdminUserView {
+            disabled: user.disabled_at.is_some(),
+            user: user.into(),
+        }
+    }
+}
+
+/// One event of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEventView {
+    id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    at: OffsetDateTime,
+    /// Such as `login`, `refresh_reuse`, `password_change`, `admin_disable_user`.
+    event: String,
+    /// `ok`, `failed`, `refused` or `rate_limited`.
+    outcome: String,
+    user_id: Option<Uuid>,
+    username: Option<String>,
+    session_id: Option<Uuid>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    /// The administrator who acted, when it was not the user.
+    actor_id: Option<Uuid>,
+    detail: Option<String>,
+}
+
+impl From<AuditRecord> for AuditEventView {
+    fn from(record: AuditRecord) -> Self {
+        AuditEventView {
+            id: record.id,
+            at: record.at,
+            event: record.event,
+            outcome: record.outcome,
+            user_id: record.user_id,
+            username: record.username,
+            session_id: record.session_id,
+            ip: record.ip,
+            user_agent: record.user_agent,
+            actor_id: record.actor_id,
+            detail: record.detail,
         }
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit::{Audit, Client, Event};
 use crate::store::{RevocationCursor, Session, Store, StoreError, User};
 use crate::tokens::{TokenError, Tokens};
 use crate::users::{Passwords, UserError, MAX_PASSWORD_BYTES};
@@ -104,8 +105,7 @@ pub struct Introspection {
 #[derive(Debug, Clone, Default)]
 pub struct Device {
     pub fingerprint: Option<String>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
+    pub client: Client,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +123,7 @@ pub struct Sessions {
     passwords: Arc<Passwords>,
     policy: SessionPolicy,
     revocations: Revocations,
+    audit: Audit,
 }
 
 impl Sessions {
@@ -133,6 +134,7 @@ impl Sessions {
         policy: SessionPolicy,
         access_lifetime: Duration,
         db_timeout: Duration,
+        audit: Audit,
     ) -> Self {
         let revocations = Revocations::new(
             access_lifetime,
@@ -145,6 +147,7 @@ impl Sessions {
             passwords,
             policy,
             revocations,
+            audit,
         }
     }
 
@@ -172,7 +175,7 @@ impl Sessions {
 
     /// This instance revoked `sessions` at `at`: their access tokens are refused from the
     /// next request on (other instances learn it from the store).
-    fn revoked(&self, sessions: &[Uuid], at: OffsetDateTime) {
+    pub fn revoked(&self, sessions: &[Uuid], at: OffsetDateTime) {
         for &sid in sessions {
             self.revocations.insert(sid, at);
         }
@@ -185,9 +188,7 @@ impl Sessions {
         device: Device,
         now: OffsetDateTime,
     ) -> Result<(User, TokenPair), AuthError> {
-        if self.policy.require_fingerprint && device.fingerprint.is_none() {
-            return Err(AuthError::FingerprintRequired);
-        }
+        self.check_device(&device)?;
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(AuthError::InvalidCredentials);
         }
@@ -198,9 +199,52 @@ impl Sessions {
         };
         let verified = self.passwords.verify(password, hash).await?;
         let user = match user {
-            Some(user) if verified => user,
-            _ => return Err(AuthError::InvalidCredentials),
+            // A disabled account answers as a wrong password would, after the same work.
+            Some(user) if verified && user.disabled_at.is_none() => user,
+            found => {
+                let event = Event::new("login", "failed");
+                let event = match &found {
+                    Some(user) => event.user(user).detail(if verified {
+                        "account disabled"
+                    } else {
+                        "wrong password"
+                    }),
+                    None => Event {
+                        username: Some(truncate(username.to_owned(), 64)),
+                        ..event.detail("unknown user")
+                    },
+                };
+                self.audit.record(event, &device.client).await;
+                return Err(AuthError::InvalidCredentials);
+            }
         };
+        let client = device.client.clone();
+        let (pair, session, evicted) = self.open_session(&user, device, now).await?;
+        let mut event = Event::new("login", "ok").user(&user).session(session);
+        if evicted > 0 {
+            event = event.detail(format!("session limit: {evicted} older sessions revoked"));
+        }
+        self.audit.record(event, &client).await;
+        Ok((user, pair))
+    }
+
+    /// Whether a session may start on `device` (a fingerprint, when one is required).
+    pub fn check_device(&self, device: &Device) -> Result<(), AuthError> {
+        if self.policy.require_fingerprint && device.fingerprint.is_none() {
+            return Err(AuthError::FingerprintRequired);
+        }
+        Ok(())
+    }
+
+    /// A new session of `user` on `device` (after the session limit): its tokens, its id, and
+    /// how many older sessions the limit revoked.
+    pub async fn open_session(
+        &self,
+        user: &User,
+        device: Device,
+        now: OffsetDateTime,
+    ) -> Result<(TokenPair, Uuid, usize), AuthError> {
+        self.check_device(&device)?;
         let session = Session {
             id: Uuid::new_v4(),
             user_id: user.id,
@@ -211,8 +255,8 @@ impl Sessions {
             expires_at: now + self.policy.refresh_ttl.min(self.policy.max_age),
             revoked_at: None,
             fingerprint_hash: device.fingerprint.as_deref().map(fingerprint_hash),
-            user_agent: device.user_agent.map(|ua| truncate(ua, 512)),
-            ip: device.ip,
+            user_agent: device.client.user_agent.map(|ua| truncate(ua, 512)),
+            ip: device.client.ip,
         };
         let limit = self.policy.limit;
         let at = revocation_time();
@@ -225,8 +269,8 @@ impl Sessions {
             tracing::info!(user = %user.id, evicted = count, "session limit reached; older sessions revoked");
             self.revoked(&evicted, at);
         }
-        let pair = self.issue_pair(&user, &session, now)?;
-        Ok((user, pair))
+        let pair = self.issue_pair(user, &session, now)?;
+        Ok((pair, session.id, evicted.len()))
     }
 
     /// Verifies a refresh token and rotates its session (`refresh::decide` says how).
@@ -234,9 +278,10 @@ impl Sessions {
         &self,
         token: &str,
         fingerprint: Option<&str>,
+        client: &Client,
         now: OffsetDateTime,
     ) -> Result<(TokenPair, RefreshKind), AuthError> {
-        let refreshed = self.try_refresh(token, fingerprint, now).await;
+        let refreshed = self.try_refresh(token, fingerprint, client, now).await;
         if let Err(AuthError::RefreshDenied(reason)) = &refreshed {
             tracing::info!(%reason, "refresh refused");
         }
@@ -247,6 +292,7 @@ impl Sessions {
         &self,
         token: &str,
         fingerprint: Option<&str>,
+        client: &Client,
         now: OffsetDateTime,
     ) -> Result<(TokenPair, RefreshKind), AuthError> {
         let deny = AuthError::RefreshDenied;
@@ -265,6 +311,10 @@ impl Sessions {
             .find_user(claims.sub)
             .await?
             .ok_or(deny(DenyReason::UnknownSession))?;
+        // Disabling revoked the sessions; this also covers a refresh that raced with it.
+        if user.disabled_at.is_some() {
+            return Err(deny(DenyReason::SessionEnded));
+        }
         // One retry: losing the compare-and-swap means a concurrent refresh just rotated.
         for _ in 0..2 {
             let session = self
@@ -303,6 +353,11 @@ impl Sessions {
                     self.store.revoke_session(session.id, None, at).await?;
                     self.revoked(&[session.id], at);
                     tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reused; session revoked");
+                    let event = Event::new("refresh_reuse", "refused")
+                        .user(&user)
+                        .session(session.id)
+                        .detail("an older refresh token was used; the session is revoked");
+                    self.audit.record(event, client).await;
                     return Err(deny(DenyReason::Reused));
                 }
             }
@@ -310,12 +365,13 @@ impl Sessions {
         Err(deny(DenyReason::SessionEnded))
     }
 
-    /// Revokes the session named by a refresh token. Unknown or invalid tokens change nothing.
-    pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
-        if let Ok(claims) = self.tokens.verify_refresh(token).await {
-            self.end_session(claims.sid, claims.sub).await?;
+    /// Revokes the session named by a refresh token: its id and user, if it was live.
+    /// Unknown or invalid tokens change nothing.
+    pub async fn logout(&self, token: &str) -> Result<Option<(Uuid, Uuid)>, AuthError> {
+        match self.tokens.verify_refresh(token).await {
+            Ok(claims) => self.end_session(claims.sid, claims.sub).await,
+            Err(_) => Ok(None),
         }
-        Ok(())
     }
 
     /// RFC 7009: revokes the session of a refresh or access token (`hint` says which to try
@@ -324,7 +380,7 @@ impl Sessions {
         &self,
         token: &str,
         hint: Option<TokenKind>,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Option<(Uuid, Uuid)>, AuthError> {
         let order = match hint {
             Some(TokenKind::Access) => [TokenKind::Access, TokenKind::Refresh],
             _ => [TokenKind::Refresh, TokenKind::Access],
@@ -348,7 +404,7 @@ impl Sessions {
                 Err(_) => {}
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// RFC 7662: what a token says, if it is active now: an access token until it expires
@@ -403,13 +459,14 @@ impl Sessions {
         }))
     }
 
-    /// Revokes session `sid` of user `sub`, if it is live.
-    async fn end_session(&self, sid: Uuid, sub: Uuid) -> Result<(), AuthError> {
+    /// Revokes session `sid` of user `sub`, if it is live: then `(sid, sub)`.
+    async fn end_session(&self, sid: Uuid, sub: Uuid) -> Result<Option<(Uuid, Uuid)>, AuthError> {
         let at = revocation_time();
-        if self.store.revoke_session(sid, Some(sub), at).await? {
-            self.revoked(&[sid], at);
+        if !self.store.revoke_session(sid, Some(sub), at).await? {
+            return Ok(None);
         }
-        Ok(())
+        self.revoked(&[sid], at);
+        Ok(Some((sid, sub)))
     }
 
     pub async fn list(
@@ -474,7 +531,7 @@ impl Sessions {
 /// When a revocation is stamped: as the write is sent, not when the request began (a login
 /// waits for its password hash first). Readers of the feed look back a bounded time for
 /// revocations that commit late, so the stamp must be close to the commit.
-fn revocation_time() -> OffsetDateTime {
+pub fn revocation_time() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 

@@ -99,6 +99,11 @@ impl LoginLimiter {
         }
     }
 
+    /// Counts one attempt from `ip` where no username is at stake (a password reset).
+    pub async fn check_network(&self, ip: IpAddr) -> Result<Option<Duration>, StoreError> {
+        self.take(Kind::Network, network_budget(ip)).await
+    }
+
     async fn take(&self, kind: Kind, key: String) -> Result<Option<Duration>, StoreError> {
         let now = OffsetDateTime::now_utc();
         match &self.counts {

@@ -83,6 +83,16 @@ pub struct User {
     pub gender: String,
     pub phone: String,
     pub city: String,
+    /// Sorted, without duplicates; `admin` grants the admin API.
+    pub roles: Vec<String>,
+    /// A disabled user cannot sign in; their sessions were revoked when it happened.
+    pub disabled_at: Option<OffsetDateTime>,
+}
+
+impl User {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|held| held == role)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +137,33 @@ pub struct RevocationCursor {
     pub sid: Uuid,
 }
 
+/// One security event, as the audit log keeps it (`id` is assigned by the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: OffsetDateTime,
+    pub event: String,
+    pub outcome: String,
+    pub user_id: Option<Uuid>,
+    pub username: Option<String>,
+    pub session_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Who did it, when someone else than the user did (an administrator).
+    pub actor_id: Option<Uuid>,
+    pub detail: Option<String>,
+}
+
+/// Which audit events to read.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Events of this user id or, for events without one (a failed sign-in), this username.
+    pub user: Option<(Uuid, String)>,
+    /// Only events older than this id.
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
 /// Picks, from a user's live sessions, the ids of those to revoke before a new one is added.
 pub type ChooseEvictions<'a> = &'a (dyn Fn(&[Session]) -> Vec<Uuid> + Send + Sync);
 
@@ -155,13 +192,66 @@ pub trait Store: Send + Sync + 'static {
     /// The user and their password hash.
     async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<(User, String)>>;
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>>;
-    /// Sets a new password hash and revokes every session of the user in one transaction.
+    /// Sets a new password hash, revokes every live session of the user but `keep`, and
+    /// forgets the user's pending password resets, in one transaction. The ids of the revoked
+    /// sessions; None if there is no such user.
     async fn set_password(
         &self,
         id: Uuid,
         password_hash: &str,
+        keep: Option<Uuid>,
         now: OffsetDateTime,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<Vec<Uuid>>>;
+    /// The password hash of a user.
+    async fn password_hash(&self, id: Uuid) -> StoreResult<Option<String>>;
+    /// Users whose email is `email`, compared without regard to ASCII case.
+    async fn find_users_by_email(&self, email: &str) -> StoreResult<Vec<User>>;
+    /// Users whose username, email or name contains `query` (ASCII case ignored), by
+    /// username, after the username `after`, at most `limit`.
+    async fn search_users(
+        &self,
+        query: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>>;
+    /// Replaces the user's roles; false if there is no such user.
+    async fn set_roles(&self, id: Uuid, roles: &[String]) -> StoreResult<bool>;
+    /// Disables (revoking every live session, in one transaction) or enables the user. The
+    /// ids of the revoked sessions; None if there is no such user.
+    async fn set_disabled(
+        &self,
+        id: Uuid,
+        disabled: bool,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Vec<Uuid>>>;
+    /// Deletes the user with their jobs and password resets, revoking their sessions (kept
+    /// until swept, for the revocation feed). The revoked ids; None if there is no such user.
+    async fn delete_user(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<Option<Vec<Uuid>>>;
+
+    /// Keeps a password reset for `user_id`: only the hash of its token.
+    async fn insert_password_reset(
+        &self,
+        token_hash: &str,
+        user_id: Uuid,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Spends the reset whose token hashes to `token_hash`, if it has not expired: in one
+    /// transaction sets the new password hash, revokes every live session of the user and
+    /// forgets their other resets. The user and the revoked sessions; None if no such reset.
+    async fn use_password_reset(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<(Uuid, Vec<Uuid>)>>;
+    async fn delete_expired_password_resets(&self, now: OffsetDateTime) -> StoreResult<u64>;
+
+    /// Appends events to the audit log, all or none.
+    async fn insert_audit(&self, records: &[AuditRecord]) -> StoreResult<()>;
+    /// Audit events, newest first.
+    async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
+    /// Deletes audit events older than `before`.
+    async fn delete_audit_before(&self, before: OffsetDateTime) -> StoreResult<u64>;
     async fn insert_job(&self, job: &Job) -> StoreResult<()>;
     async fn jobs_of(&self, user_id: Uuid) -> StoreResult<Vec<Job>>;
 

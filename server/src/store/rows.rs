@@ -6,7 +6,8 @@
 use sqlx::Any;
 
 use super::{
-    from_millis, parse_uuid, to_millis, Job, Session, StoreError, StoreResult, StoredKey, User,
+    from_millis, parse_uuid, to_millis, AuditRecord, Job, Session, StoreError, StoreResult,
+    StoredKey, User,
 };
 
 /// A row struct whose fields are its table's columns, declared once: the struct (read by
@@ -36,6 +37,7 @@ macro_rules! row {
             }
 
             /// Binds every field, in the order of `COLUMNS`.
+            #[allow(dead_code, reason = "rows with a generated id are inserted without it")]
             pub(super) fn bind_all(self, query: AnyQuery<'_>) -> AnyQuery<'_> {
                 query.bind(self.$first)$(.bind(self.$field))*
             }
@@ -76,6 +78,8 @@ row! {
         gender: String,
         phone: String,
         city: String,
+        roles: String,
+        disabled_at: Option<i64>,
     }
 }
 
@@ -91,6 +95,13 @@ impl TryFrom<UserRow> for User {
             gender: row.gender,
             phone: row.phone,
             city: row.city,
+            roles: row
+                .roles
+                .split(',')
+                .filter(|role| !role.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            disabled_at: row.disabled_at.map(from_millis).transpose()?,
         })
     }
 }
@@ -153,6 +164,8 @@ impl From<&User> for UserRow {
             gender: user.gender.clone(),
             phone: user.phone.clone(),
             city: user.city.clone(),
+            roles: user.roles.join(","),
+            disabled_at: user.disabled_at.map(to_millis),
         }
     }
 }
@@ -258,6 +271,60 @@ impl TryFrom<KeyRow> for StoredKey {
             created_at: from_millis(row.created_at)?,
             activates_at: from_millis(row.activates_at)?,
             retired_at: row.retired_at.map(from_millis).transpose()?,
+        })
+    }
+}
+
+row! {
+    struct AuditRow {
+        id: i64,
+        at: i64,
+        event: String,
+        outcome: String,
+        user_id: Option<String>,
+        username: Option<String>,
+        session_id: Option<String>,
+        ip: Option<String>,
+        user_agent: Option<String>,
+        actor_id: Option<String>,
+        detail: Option<String>,
+    }
+}
+
+impl From<&AuditRecord> for AuditRow {
+    fn from(record: &AuditRecord) -> AuditRow {
+        AuditRow {
+            id: record.id,
+            at: to_millis(record.at),
+            event: record.event.clone(),
+            outcome: record.outcome.clone(),
+            user_id: record.user_id.map(|id| id.to_string()),
+            username: record.username.clone(),
+            session_id: record.session_id.map(|id| id.to_string()),
+            ip: record.ip.clone(),
+            user_agent: record.user_agent.clone(),
+            actor_id: record.actor_id.map(|id| id.to_string()),
+            detail: record.detail.clone(),
+        }
+    }
+}
+
+impl TryFrom<AuditRow> for AuditRecord {
+    type Error = StoreError;
+    fn try_from(row: AuditRow) -> StoreResult<AuditRecord> {
+        let uuid = |text: Option<String>| text.as_deref().map(parse_uuid).transpose();
+        Ok(AuditRecord {
+            id: row.id,
+            at: from_millis(row.at)?,
+            event: row.event,
+            outcome: row.outcome,
+            user_id: uuid(row.user_id)?,
+            username: row.username,
+            session_id: uuid(row.session_id)?,
+            ip: row.ip,
+            user_agent: row.user_agent,
+            actor_id: uuid(row.actor_id)?,
+            detail: row.detail,
         })
     }
 }

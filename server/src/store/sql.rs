@@ -11,10 +11,10 @@ use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::rows::{placeholders, JobRow, KeyRow, SessionRow, UserRow};
+use super::rows::{placeholders, AuditRow, JobRow, KeyRow, SessionRow, UserRow};
 use super::{
-    duration_millis, from_millis, parse_uuid, to_millis, ChooseEvictions, Job, RevocationCursor,
-    Session, Store, StoreResult, StoredKey, User,
+    duration_millis, from_millis, parse_uuid, to_millis, AuditQuery, AuditRecord, ChooseEvictions,
+    Job, RevocationCursor, Session, Store, StoreResult, StoredKey, User,
 };
 
 /// SQL text assembled from column lists, once per process.
@@ -102,6 +102,49 @@ pub(super) async fn rotate<'c>(
 /// would be an error rather than "not found".
 fn storable(text: &str) -> bool {
     !text.contains('\0')
+}
+
+/// Revokes the user's live sessions, but `keep` (a session id), in `tx`; their ids.
+async fn revoke_sessions_in(
+    tx: &mut Transaction<'static, Any>,
+    user_id: Uuid,
+    keep: Option<&str>,
+    now: OffsetDateTime,
+) -> StoreResult<Vec<Uuid>> {
+    let revoked: Vec<(String,)> = sqlx::query_as(sql!(
+        "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND ",
+        LIVE,
+        " AND id <> $3 RETURNING id"
+    ))
+    .bind(user_id.to_string())
+    .bind(to_millis(now))
+    .bind(keep.unwrap_or(""))
+    .fetch_all(&mut **tx)
+    .await?;
+    revoked.iter().map(|(id,)| parse_uuid(id)).collect()
+}
+
+async fn forget_password_resets_in(
+    tx: &mut Transaction<'static, Any>,
+    user_id: Uuid,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
+        .bind(user_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// `text` with LIKE's wildcards (and the escape character) escaped by a backslash.
+fn like_escaped(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// The pools and every shared query.
@@ -346,8 +389,9 @@ impl<B: SqlBackend> Store for B {
         &self,
         id: Uuid,
         password_hash: &str,
+        keep: Option<Uuid>,
         now: OffsetDateTime,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<Vec<Uuid>>> {
         let mut tx = self.sql().writer.begin().await?;
         let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
@@ -355,15 +399,226 @@ impl<B: SqlBackend> Store for B {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id.to_string())
-        .bind(to_millis(now))
-        .execute(&mut *tx)
-        .await?;
+        if updated == 0 {
+            return Ok(None);
+        }
+        let keep = keep.map(|sid| sid.to_string()).unwrap_or_default();
+        let revoked = revoke_sessions_in(&mut tx, id, Some(&keep), now).await?;
+        forget_password_resets_in(&mut tx, id).await?;
         tx.commit().await?;
+        Ok(Some(revoked))
+    }
+
+    async fn password_hash(&self, id: Uuid) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.sql().reader)
+                .await?;
+        Ok(row.map(|(hash,)| hash))
+    }
+
+    async fn find_users_by_email(&self, email: &str) -> StoreResult<Vec<User>> {
+        if !storable(email) {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<UserRow> = sqlx::query_as(sql!(
+            "SELECT ",
+            UserRow::COLUMNS,
+            " FROM users WHERE LOWER(email) = LOWER($1) AND email <> '' ORDER BY username"
+        ))
+        .bind(email)
+        .fetch_all(&self.sql().reader)
+        .await?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    async fn search_users(
+        &self,
+        query: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>> {
+        if !storable(query) || !after.is_none_or(storable) {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<UserRow> = sqlx::query_as(sql!(
+            "SELECT ",
+            UserRow::COLUMNS,
+            " FROM users WHERE ($1 = '' OR LOWER(username) LIKE $2 ESCAPE '\\' \
+             OR LOWER(email) LIKE $2 ESCAPE '\\' OR LOWER(first_name) LIKE $2 ESCAPE '\\' \
+             OR LOWER(last_name) LIKE $2 ESCAPE '\\') AND username > $3 \
+             ORDER BY username LIMIT $4"
+        ))
+        .bind(query)
+        .bind(format!("%{}%", like_escaped(&query.to_ascii_lowercase())))
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.sql().reader)
+        .await?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    async fn set_roles(&self, id: Uuid, roles: &[String]) -> StoreResult<bool> {
+        let updated = sqlx::query("UPDATE users SET roles = $1 WHERE id = $2")
+            .bind(roles.join(","))
+            .bind(id.to_string())
+            .execute(&self.sql().writer)
+            .await?
+            .rows_affected();
         Ok(updated == 1)
+    }
+
+    async fn set_disabled(
+        &self,
+        id: Uuid,
+        disabled: bool,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Vec<Uuid>>> {
+        let mut tx = self.sql().writer.begin().await?;
+        let update = if disabled {
+            sqlx::query("UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE id = $1")
+                .bind(id.to_string())
+                .bind(to_millis(now))
+        } else {
+            sqlx::query("UPDATE users SET disabled_at = NULL WHERE id = $1").bind(id.to_string())
+        };
+        let updated = update.execute(&mut *tx).await?.rows_affected();
+        if updated == 0 {
+            return Ok(None);
+        }
+        let revoked = if disabled {
+            revoke_sessions_in(&mut tx, id, None, now).await?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await?;
+        Ok(Some(revoked))
+    }
+
+    async fn delete_user(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<Option<Vec<Uuid>>> {
+        let mut tx = self.sql().writer.begin().await?;
+        let revoked = revoke_sessions_in(&mut tx, id, None, now).await?;
+        let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(revoked))
+    }
+
+    async fn insert_password_reset(
+        &self,
+        token_hash: &str,
+        user_id: Uuid,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(user_id.to_string())
+        .bind(to_millis(expires_at))
+        .execute(&self.sql().writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn use_password_reset(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<(Uuid, Vec<Uuid>)>> {
+        let mut tx = self.sql().writer.begin().await?;
+        let spent: Option<(String,)> = sqlx::query_as(
+            "DELETE FROM password_resets WHERE token_hash = $1 AND expires_at > $2 \
+             RETURNING user_id",
+        )
+        .bind(token_hash)
+        .bind(to_millis(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((user_id,)) = spent else {
+            return Ok(None);
+        };
+        let user_id = parse_uuid(&user_id)?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let revoked = revoke_sessions_in(&mut tx, user_id, None, now).await?;
+        forget_password_resets_in(&mut tx, user_id).await?;
+        tx.commit().await?;
+        Ok(Some((user_id, revoked)))
+    }
+
+    async fn delete_expired_password_resets(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let deleted = sqlx::query("DELETE FROM password_resets WHERE expires_at <= $1")
+            .bind(to_millis(now))
+            .execute(&self.sql().writer)
+            .await?
+            .rows_affected();
+        Ok(deleted)
+    }
+
+    async fn insert_audit(&self, records: &[AuditRecord]) -> StoreResult<()> {
+        let mut tx = self.sql().writer.begin().await?;
+        for record in records {
+            let row = AuditRow::from(record);
+            sqlx::query(
+                "INSERT INTO audit_log (at, event, outcome, user_id, username, session_id, ip, \
+                 user_agent, actor_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(row.at)
+            .bind(row.event)
+            .bind(row.outcome)
+            .bind(row.user_id)
+            .bind(row.username)
+            .bind(row.session_id)
+            .bind(row.ip)
+            .bind(row.user_agent)
+            .bind(row.actor_id)
+            .bind(row.detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        let (user_id, username) = match &query.user {
+            Some((id, username)) => (id.to_string(), username.as_str()),
+            None => (String::new(), ""),
+        };
+        let rows: Vec<AuditRow> = sqlx::query_as(sql!(
+            "SELECT ",
+            AuditRow::COLUMNS,
+            " FROM audit_log WHERE ($1 = '' OR user_id = $1 OR (user_id IS NULL AND username = $2)) \
+             AND id < $3 ORDER BY id DESC LIMIT $4"
+        ))
+        .bind(user_id)
+        .bind(username)
+        .bind(query.before.unwrap_or(i64::MAX))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.sql().reader)
+        .await?;
+        rows.into_iter().map(AuditRecord::try_from).collect()
+    }
+
+    async fn delete_audit_before(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let deleted = sqlx::query("DELETE FROM audit_log WHERE at < $1")
+            .bind(to_millis(before))
+            .execute(&self.sql().writer)
+            .await?
+            .rows_affected();
+        Ok(deleted)
     }
 
     async fn insert_job(&self, job: &Job) -> StoreResult<()> {

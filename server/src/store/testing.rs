@@ -33,6 +33,8 @@ pub(crate) async fn add_user(store: &dyn Store, username: &str) -> User {
         gender: String::new(),
         phone: String::new(),
         city: String::new(),
+        roles: Vec::new(),
+        disabled_at: None,
     };
     store.insert_user(&user, "hash").await.expect("user");
     user

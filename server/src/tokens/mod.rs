@@ -189,7 +189,7 @@ impl Tokens {
                 email: user.email.clone(),
                 username: user.username.clone(),
             },
-            roles: Vec::new(),
+            roles: user.roles.clone(),
         };
         Ok((self.sign(ACCESS_TYP, &claims)?, expires_at))
     }

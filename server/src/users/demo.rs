@@ -34,6 +34,9 @@ const PEOPLE: [(&str, &str, &str, &str, &str, &str); 3] = [
     ),
 ];
 
+/// The demo administrator.
+const ADMIN: &str = "user1";
+
 /// Each demo person's jobs: company, title, department, skills.
 const JOBS: [(&str, &str, &str, &str); 3] = [
     (
@@ -56,7 +59,7 @@ const JOBS: [(&str, &str, &str, &str); 3] = [
     ),
 ];
 
-/// Adds the demo users (`user1`…`user3`, password `password`) and their jobs where missing.
+/// Adds the demo users (`user1`…`user3`, password `password`; `user1` is an administrator) and their jobs where missing.
 /// Returns how many users were added.
 pub async fn seed_demo(store: &dyn Store, passwords: &Passwords) -> Result<usize, UserError> {
     let mut added = 0;
@@ -72,6 +75,12 @@ pub async fn seed_demo(store: &dyn Store, passwords: &Passwords) -> Result<usize
             gender: gender.into(),
             phone: phone.into(),
             city: city.into(),
+            // Someone must be able to try the admin page.
+            roles: if username == ADMIN {
+                vec!["admin".into()]
+            } else {
+                Vec::new()
+            },
         };
         let user = match create_user(store, passwords, new, "password".into()).await {
             // Another instance seeded it first.

@@ -27,9 +27,18 @@ async fn login_returns_the_user_and_a_token_pair_that_is_never_cached() {
     }
     assert_eq!(user["username"], "user1");
     assert_eq!(
+        user["roles"],
+        json!(["admin"]),
+        "user1 is the demo administrator"
+    );
+    assert_eq!(
         user.as_object().unwrap().len(),
-        8,
-        "nothing but the profile: {user}"
+        9,
+        "nothing but the profile and the roles: {user}"
+    );
+    assert_eq!(
+        decode(&token(&body, "accessToken")).1["roles"],
+        json!(["admin"])
     );
     let text = body.to_string();
     assert!(

@@ -5,6 +5,7 @@
 
 pub mod process;
 pub mod proxy;
+pub mod smtp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -299,6 +300,23 @@ impl TestApp {
             .await
             .expect("request");
         response.json().await.expect("json")
+    }
+
+    /// A JSON request with a bearer token.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        access_token: &str,
+        body: &Value,
+    ) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(access_token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn delete(&self, path: &str, access_token: &str) -> Response {
