@@ -539,3 +539,50 @@ async fn revocation_notices_reach_every_instance_within_two_seconds() {
     }
     eprintln!("every instance refused within {delays:?}");
 }
+
+#[tokio::test]
+async fn disabling_a_user_on_one_instance_ends_their_sessions_on_all() {
+    let (_, servers) = three_instances(&[]).await;
+    let admin = token(&servers[0].login_ok("user1").await, "accessToken");
+    let on_b = servers[1].login_ok("user2").await;
+    let on_c = servers[2].login_ok("user2").await;
+    let access_b = token(&on_b, "accessToken");
+    let access_c = token(&on_c, "accessToken");
+    assert_eq!(
+        servers[1].get("/api/job-list", &access_b).await.status(),
+        StatusCode::OK
+    );
+    let user2 = decode(&access_b).1["sub"].as_str().unwrap().to_owned();
+    let disabled = servers[0]
+        .client
+        .patch(format!("{}/api/admin/users/{user2}", servers[0].address))
+        .bearer_auth(&admin)
+        .json(&json!({ "disabled": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), StatusCode::OK);
+    let started = Instant::now();
+    for (server, access) in [(&servers[1], &access_b), (&servers[2], &access_c)] {
+        while server.get("/api/job-list", access).await.status() != StatusCode::UNAUTHORIZED {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "still accepted on {} after 2 s",
+                server.address
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for (server, session) in [(&servers[1], &on_b), (&servers[2], &on_c)] {
+        problem(
+            server.refresh(&token(session, "refreshToken")).await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        problem(
+            server.login("user2", "password").await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+}

@@ -313,3 +313,75 @@ async fn every_setting_at_its_maximum_works() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
 }
+
+#[tokio::test]
+async fn roles_and_the_disabled_state_are_managed_from_the_command_line() {
+    let database = fresh_database_url().await;
+    let mut add = tollgate();
+    add.args(["user", "add", "dana", "--role", "admin", "--role", "editor"])
+        .env("TOLLGATE_DATABASE_URL", &database);
+    let output = with_password(add, "a long enough secret");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut weak = tollgate();
+    weak.args(["user", "add", "erin"])
+        .env("TOLLGATE_DATABASE_URL", &database);
+    let output = with_password(weak, "password");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("common"));
+
+    let server = Server::start(&database, "serve");
+    let signed_in: serde_json::Value = server
+        .login("dana", "a long enough secret")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let claims = decode(&token(&signed_in, "accessToken")).1;
+    assert_eq!(claims["roles"], serde_json::json!(["admin", "editor"]));
+
+    run_ok(
+        &[
+            "user", "role", "dana", "--remove", "editor", "--add", "auditor",
+        ],
+        &database,
+    );
+    let signed_in: serde_json::Value = server
+        .login("dana", "a long enough secret")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        signed_in["user"]["roles"],
+        serde_json::json!(["admin", "auditor"])
+    );
+
+    run_ok(&["user", "disable", "dana"], &database);
+    assert_eq!(
+        server
+            .refresh(&token(&signed_in, "refreshToken"))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        server.login("dana", "a long enough secret").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    run_ok(&["user", "enable", "dana"], &database);
+    assert_eq!(
+        server.login("dana", "a long enough secret").await.status(),
+        StatusCode::OK
+    );
+    let missing = tollgate()
+        .args(["user", "disable", "nobody"])
+        .env("TOLLGATE_DATABASE_URL", &database)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nobody"));
+}
