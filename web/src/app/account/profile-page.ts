@@ -4,11 +4,12 @@ import { ChangeDetectionStrategy, Component, computed, inject, OnInit, signal, v
 import { firstValueFrom } from 'rxjs';
 import { TollgateAuth, TollgateDevices } from 'tollgate-angular';
 
+import { ChangePassword } from './change-password';
 import { Job, Person } from './records';
 
 @Component({
   selector: 'app-profile',
-  imports: [DatePipe, TollgateDevices],
+  imports: [ChangePassword, DatePipe, TollgateDevices],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     @if (person(); as user) {
@@ -67,6 +68,8 @@ import { Job, Person } from './records';
         }
 
         <tollgate-devices class="d-block mt-4" />
+
+        <app-change-password class="d-block mt-4" (passwordChanged)="devices()?.reload()" />
       </section>
     }
   `,
@@ -74,7 +77,7 @@ import { Job, Person } from './records';
 export class ProfilePage implements OnInit {
   private readonly auth = inject(TollgateAuth);
   private readonly http = inject(HttpClient);
-  private readonly devices = viewChild(TollgateDevices);
+  protected readonly devices = viewChild(TollgateDevices);
 
   /** The signed-in user with the demo's profile fields. */
   protected readonly person = computed(() => this.auth.user() as Person | null);

@@ -1,18 +1,15 @@
-import { HttpErrorResponse } from '@angular/common/http';
-import { ChangeDetectionStrategy, Component, inject, input, signal } from '@angular/core';
+import { ChangeDetectionStrategy, Component, inject, input, OnInit, signal } from '@angular/core';
 import { FormBuilder, ReactiveFormsModule, Validators } from '@angular/forms';
-import { Router } from '@angular/router';
+import { Router, RouterLink } from '@angular/router';
 
 import { TollgateAuth } from 'tollgate-angular';
 
-/** RFC 9457 problem details, the body of every Tollgate error. */
-interface Problem {
-  detail: string;
-}
+import { problemMessage } from '../problems';
+import { ServerSettings } from '../server-settings';
 
 @Component({
   selector: 'app-login',
-  imports: [ReactiveFormsModule],
+  imports: [ReactiveFormsModule, RouterLink],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <section class="row justify-content-center py-5">
@@ -43,13 +40,22 @@ interface Problem {
             Sign in
           </button>
         </form>
+        <p class="mt-3 small d-flex flex-wrap gap-3">
+          @if (server.settings().passwordReset) {
+            <a routerLink="/forgot-password">Forgot your password?</a>
+          }
+          @if (server.settings().signup) {
+            <a routerLink="/signup">Create an account</a>
+          }
+        </p>
       </div>
     </section>
   `,
 })
-export class LoginPage {
+export class LoginPage implements OnInit {
   private readonly auth = inject(TollgateAuth);
   private readonly router = inject(Router);
+  protected readonly server = inject(ServerSettings);
 
   /** Where to go after signing in (a query parameter set by the guard). */
   readonly returnUrl = input<string>();
@@ -60,6 +66,10 @@ export class LoginPage {
   });
   protected readonly busy = signal(false);
   protected readonly error = signal<string | null>(null);
+
+  ngOnInit(): void {
+    void this.server.load();
+  }
 
   protected async submit(): Promise<void> {
     if (this.form.invalid) {
@@ -72,7 +82,7 @@ export class LoginPage {
       await this.auth.login(username, password);
       await this.router.navigateByUrl(safeReturnUrl(this.returnUrl()));
     } catch (error) {
-      this.error.set(messageOf(error));
+      this.error.set(problemMessage(error, 'Sign-in failed. Please try again.'));
     } finally {
       this.busy.set(false);
     }
@@ -82,17 +92,4 @@ export class LoginPage {
 /** Only paths on this site, never `//elsewhere` or a full URL. */
 function safeReturnUrl(url: string | undefined): string {
   return url && url.startsWith('/') && !url.startsWith('//') ? url : '/profile';
-}
-
-function messageOf(error: unknown): string {
-  if (error instanceof HttpErrorResponse) {
-    const problem = error.error as Partial<Problem> | null;
-    if (problem?.detail) {
-      return problem.detail;
-    }
-    if (error.status === 0) {
-      return 'The server cannot be reached. Check your connection and try again.';
-    }
-  }
-  return 'Sign-in failed. Please try again.';
 }

@@ -8,6 +8,28 @@ export interface TollgateUser {
   id: string;
   username: string;
   email: string;
+  /** As stored now; the access token's `roles` claim may be older (see `TollgateAuth.roles`). */
+  roles?: readonly string[];
+}
+
+/** What `POST /api/register` takes besides the device details the library adds. */
+export interface TollgateRegistration {
+  username: string;
+  password: string;
+  email: string;
+  first_name?: string;
+  last_name?: string;
+  gender?: string;
+  phone?: string;
+  city?: string;
+}
+
+/** Which account features the server offers (`GET /api/settings`). */
+export interface TollgateServerSettings {
+  /** Anyone may sign up. */
+  signup: boolean;
+  /** Password reset mails can be sent. */
+  passwordReset: boolean;
 }
 
 /** One signed-in device (`GET /api/sessions`). */

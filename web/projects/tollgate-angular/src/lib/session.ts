@@ -5,7 +5,7 @@ import { firstValueFrom } from 'rxjs';
 
 import { AuthState } from './auth-state';
 import { TOLLGATE_CONFIG } from './config';
-import { LoginResponse, SignOutReason, TokenResponse, TollgateUser } from './models';
+import { LoginResponse, SignOutReason, TokenResponse, TollgateRegistration, TollgateUser } from './models';
 import { RefreshScheduler } from './refresh-scheduler';
 import { TabMessage, TabSync } from './tab-sync';
 import { TokenStorage } from './token-storage';
@@ -52,16 +52,22 @@ export class Session {
     return `${this.config.apiUrl}${path}`;
   }
 
-  async login(username: string, password: string): Promise<void> {
+  login(username: string, password: string): Promise<void> {
+    return this.signInAt('/api/login', { username, password });
+  }
+
+  /** Creates the account and signs in with it. */
+  register(details: TollgateRegistration): Promise<void> {
+    return this.signInAt('/api/register', details);
+  }
+
+  private async signInAt(path: string, credentials: object): Promise<void> {
     const body = {
-      username,
-      password,
+      ...credentials,
       fingerprint: this.storage.device(),
       useCookie: this.config.transport === 'cookie',
     };
-    const response = await firstValueFrom(
-      this.http.post<LoginResponse>(this.url('/api/login'), body, authEndpoint()),
-    );
+    const response = await firstValueFrom(this.http.post<LoginResponse>(this.url(path), body, authEndpoint()));
     this.state.user.set(response.user);
     this.accept(response);
     this.tabs.post({ type: 'login' });
@@ -203,6 +209,6 @@ export class Session {
 }
 
 /** Options for sign-in, refresh and sign-out calls: no bearer token, cookies included. */
-function authEndpoint() {
+export function authEndpoint() {
   return { context: new HttpContext().set(SKIP_AUTH, true), withCredentials: true };
 }

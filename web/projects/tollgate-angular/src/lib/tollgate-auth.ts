@@ -2,7 +2,7 @@ import { computed, inject, Injectable } from '@angular/core';
 import { Observable } from 'rxjs';
 
 import { AuthState } from './auth-state';
-import { TollgateEvent } from './models';
+import { TollgateEvent, TollgateRegistration } from './models';
 import { Session } from './session';
 
 /**
@@ -34,9 +34,17 @@ export class TollgateAuth {
     return this.session.url(path);
   }
 
-  /** Signs in; rejects with the server's `HttpErrorResponse` (401 wrong password, 429, …). */
+  /** Signs in; rejects with the server's `HttpErrorResponse` (400 wrong password, 429, …). */
   login(username: string, password: string): Promise<void> {
     return this.session.login(username, password);
+  }
+
+  /**
+   * Creates an account and signs in with it; rejects with the server's `HttpErrorResponse`
+   * (403 sign-up closed, 409 username taken, 400 with the reason for a weak password).
+   */
+  register(details: TollgateRegistration): Promise<void> {
+    return this.session.register(details);
   }
 
   /**
