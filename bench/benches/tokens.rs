@@ -72,7 +72,12 @@ fn sign_and_verify(c: &mut Criterion) {
         c.bench_function(&format!("sign {algorithm:?}"), |b| {
             b.iter(|| {
                 tokens
-                    .issue_access(&user, sid, OffsetDateTime::now_utc())
+                    .issue_access(
+                        &user,
+                        sid,
+                        OffsetDateTime::now_utc(),
+                        OffsetDateTime::now_utc() + time::Duration::days(1),
+                    )
                     .expect("signed")
             })
         });
@@ -80,7 +85,12 @@ fn sign_and_verify(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     tokens
-                        .issue_access(&user, sid, OffsetDateTime::now_utc())
+                        .issue_access(
+                            &user,
+                            sid,
+                            OffsetDateTime::now_utc(),
+                            OffsetDateTime::now_utc() + time::Duration::days(1),
+                        )
                         .expect("signed")
                         .0
                 },
@@ -89,7 +99,12 @@ fn sign_and_verify(c: &mut Criterion) {
             )
         });
         let (token, _) = tokens
-            .issue_access(&user, sid, OffsetDateTime::now_utc())
+            .issue_access(
+                &user,
+                sid,
+                OffsetDateTime::now_utc(),
+                OffsetDateTime::now_utc() + time::Duration::days(1),
+            )
             .expect("signed");
         c.bench_function(&format!("verify {algorithm:?} (seen before)"), |b| {
             b.iter(|| tokens.verify_access_now(&token).expect("valid"))

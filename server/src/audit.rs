@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::store::{AuditRecord, Store, User};
+use crate::store::{AuditRecord, Store, StoreError, User};
 
 /// Events waiting to be written, at most: beyond it, callers wait.
 const QUEUE_CAPACITY: usize = 16 * 1024;
@@ -71,6 +71,20 @@ impl Event {
         self.detail = Some(detail.into());
         self
     }
+
+    /// `detail`, with a sign-in name that is not known to be a user's: not kept as typed
+    /// (people type passwords into the username field), only a short hash of it, so that
+    /// repeated attempts at one name can be told apart from a spray of names.
+    pub fn typed_name(self, detail: &str, name: &str) -> Event {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name.as_bytes());
+        let short: String = digest
+            .as_ref()
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.detail(format!("{detail}; name sha256 {short}…"))
+    }
 }
 
 #[allow(
@@ -117,15 +131,15 @@ impl Audit {
             event: event.event.to_owned(),
             outcome: event.outcome.to_owned(),
             user_id: event.user_id,
-            username: event.username,
+            username: event.username.as_deref().map(printable),
             session_id: event.session_id,
             ip: client.ip.clone(),
             user_agent: client
                 .user_agent
                 .as_deref()
-                .map(|agent| truncated(agent, MAX_USER_AGENT).to_owned()),
+                .map(|agent| printable(truncated(agent, MAX_USER_AGENT))),
             actor_id: event.actor_id,
-            detail: event.detail,
+            detail: event.detail.as_deref().map(printable),
         };
         if queue.send(Message::Record(record)).await.is_err() {
             tracing::error!("audit writer stopped; event not recorded");
@@ -160,23 +174,56 @@ async fn write_batches(store: Arc<dyn Store>, mut waiting: mpsc::Receiver<Messag
                 next = waiting.try_recv().ok();
             }
         }
-        while !batch.is_empty() {
-            match store.insert_audit(&batch).await {
-                Ok(()) => batch.clear(),
-                Err(error) => {
-                    tracing::warn!(
-                        error = &error as &dyn std::error::Error,
-                        waiting = batch.len(),
-                        "audit events not written; retrying"
-                    );
-                    tokio::time::sleep(RETRY_AFTER).await;
-                }
-            }
+        if !batch.is_empty() {
+            write(store.as_ref(), &mut batch).await;
         }
         for done in flushes.drain(..) {
             let _ = done.send(());
         }
     }
+}
+
+/// Writes `batch` and empties it. While the store is down the batch waits and is tried again;
+/// a batch the store refuses for what it holds is written one event at a time, and an event
+/// it still refuses is logged and dropped, so that one bad row cannot stop the log.
+async fn write(store: &dyn Store, batch: &mut Vec<AuditRecord>) {
+    loop {
+        match store.insert_audit(batch).await {
+            Ok(()) => break,
+            Err(StoreError::Unavailable(error)) => {
+                tracing::warn!(
+                    error = &*error,
+                    waiting = batch.len(),
+                    "audit events not written; retrying"
+                );
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+            Err(_) if batch.len() > 1 => {
+                for record in std::mem::take(batch) {
+                    Box::pin(write(store, &mut vec![record])).await;
+                }
+                break;
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = &error as &dyn std::error::Error,
+                    event = batch.first().map_or("", |record| record.event.as_str()),
+                    "audit event refused by the store; dropped"
+                );
+                metrics::counter!("tollgate_audit_dropped_total").increment(1);
+                break;
+            }
+        }
+    }
+    batch.clear();
+}
+
+/// `text` with control characters (NUL among them, which PostgreSQL text cannot hold, and line
+/// breaks, which could forge lines where the log is printed) replaced by U+FFFD.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.

@@ -257,7 +257,17 @@ async fn change_roles(
             .collect();
         let roles = users::policy::normalize_roles(&roles)?;
         store.set_roles(user.id, &roles).await?;
-        let detail = format!("roles: [{}]", roles.join(", "));
+        let mut detail = format!("roles: [{}]", roles.join(", "));
+        // Tokens carrying a role taken away must stop now, not when they expire.
+        if user.roles.iter().any(|role| !roles.contains(role)) {
+            let ended = store
+                .revoke_sessions_of(user.id, time::OffsetDateTime::now_utc())
+                .await?;
+            detail.push_str(&format!(
+                "; a role was removed: {} sessions revoked",
+                ended.len()
+            ));
+        }
         audit(
             store.as_ref(),
             Event::new("cli_set_roles", "ok").user(&user).detail(detail),
@@ -269,7 +279,7 @@ async fn change_roles(
     store.close().await;
     let roles = changed?;
     println!("{username} has roles: [{}]", roles.join(", "));
-    println!("tokens carry the new roles from their next refresh (at most TOLLGATE_ACCESS_TTL)");
+    println!("sessions get added roles at their next refresh; a removed role signs the user out");
     Ok(())
 }
 

@@ -107,7 +107,7 @@ pub struct ServerArgs {
     #[arg(long, env = "TOLLGATE_MAIL_FROM", default_value = "Tollgate <tollgate@localhost>",
         value_parser = mailbox)]
     pub mail_from: String,
-    /// Where users reach the web client, for links in mails (default `http://` + the address).
+    /// Where users reach the web client, for links in mails; required with `TOLLGATE_SMTP_URL`.
     #[arg(long, env = "TOLLGATE_PUBLIC_URL", value_parser = public_url)]
     pub public_url: Option<String>,
     /// How long audit events are kept, or `off` to record none.
@@ -317,6 +317,13 @@ pub struct Config {
 impl Config {
     /// The settings that depend on each other; `default_database_url` is used when none is given.
     pub fn from_args(args: &ServerArgs, default_database_url: &str) -> Result<Config, ConfigError> {
+        if args.smtp_url.is_some() && args.public_url.is_none() {
+            return Err(ConfigError::new(
+                "TOLLGATE_PUBLIC_URL",
+                "public-url",
+                "is required with TOLLGATE_SMTP_URL: reset links must lead where users open the client",
+            ));
+        }
         Ok(Config {
             addr: args.addr,
             store: StoreConfig::from_args(&args.store, default_database_url),
@@ -689,6 +696,10 @@ mod tests {
             (&["--smtp-url", "mail.example.com"], "TOLLGATE_SMTP_URL"),
             (&["--mail-from", "not an address"], "TOLLGATE_MAIL_FROM"),
             (&["--public-url", "example.com"], "TOLLGATE_PUBLIC_URL"),
+            (
+                &["--smtp-url", "smtp://localhost:25"],
+                "TOLLGATE_PUBLIC_URL",
+            ),
             (
                 &["--audit-retention", "forever"],
                 "TOLLGATE_AUDIT_RETENTION",

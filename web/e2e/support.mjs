@@ -21,9 +21,13 @@ async function freePort() {
   return port;
 }
 
-/** `tollgate demo` on a fresh database and a free port, with flags overridden by `flags`. */
+/**
+ * `tollgate demo` on a fresh database and a free port, with flags overridden by `flags`; `{url}`
+ * in a flag's value stands for the server's own URL.
+ */
 export async function startServer(flags = {}) {
   const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
   const settings = {
     '--addr': `127.0.0.1:${port}`,
     '--access-ttl': `${ACCESS_TTL}s`,
@@ -31,11 +35,10 @@ export async function startServer(flags = {}) {
     '--login-rate': 'off',
     ...flags,
   };
-  const args = ['demo', ...Object.entries(settings).flat()];
+  const args = ['demo', ...Object.entries(settings).flatMap(([flag, value]) => [flag, value.replace('{url}', url)])];
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH } });
   let log = '';
   child.stderr.on('data', (chunk) => (log += chunk));
-  const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`tollgate exited early:\n${log}`);

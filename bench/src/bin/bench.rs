@@ -370,12 +370,15 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let mut auditing = Vec::new();
+    // Refreshes write no event: their row is the noise floor. Sign-ins are bound by Argon2id,
+    // 16 connections keep them under the hashing queue's limit (no 503s). Each pair is
+    // measured on, off, off, on, so that neither setting always runs first.
     for (scenario, connections) in [
         ("refresh chains", 64),
         ("POST /api/login", 16),
-        ("POST /api/login, wrong password", 64),
+        ("POST /api/login, wrong password", 16),
     ] {
-        for server in [&tollgate, &tollgate_no_audit] {
+        for server in [&tollgate, &tollgate_no_audit, &tollgate_no_audit, &tollgate] {
             let workload = match scenario {
                 "refresh chains" => refresh_chains(&client, server, connections).await?,
                 "POST /api/login" => Workload::Post {
@@ -467,22 +470,28 @@ async fn main() -> anyhow::Result<()> {
     writeln!(
         report,
         "\nThe audit log: each sign-in (and each failed one) queues an event that a background \
-         task writes in batches; the same workloads with the audit log off.\n\n\
+         task writes in batches; the same workloads with the audit log off, each measured twice \
+         (on, off, off, on; means of the two).\n\n\
          | scenario | connections | audit on requests/s | off requests/s | on / off | on p99 ms | off p99 ms |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     )?;
-    for pair in auditing.chunks(2) {
-        let (on, off) = (&pair[0].stats, &pair[1].stats);
+    for rows in auditing.chunks(4) {
+        let (on, off) = (
+            [&rows[0].stats, &rows[3].stats],
+            [&rows[1].stats, &rows[2].stats],
+        );
+        let mean = |pair: [&Stats; 2]| (pair[0].per_second + pair[1].per_second) / 2.0;
+        let worst_p99 = |pair: [&Stats; 2]| millis(pair[0].p99.max(pair[1].p99));
         writeln!(
             report,
             "| {} | {} | {:.0} | {:.0} | {:.0}% | {} | {} |",
-            pair[0].scenario,
-            pair[0].connections,
-            on.per_second,
-            off.per_second,
-            100.0 * on.per_second / off.per_second,
-            millis(on.p99),
-            millis(off.p99)
+            rows[0].scenario,
+            rows[0].connections,
+            mean(on),
+            mean(off),
+            100.0 * mean(on) / mean(off),
+            worst_p99(on),
+            worst_p99(off)
         )?;
     }
     writeln!(

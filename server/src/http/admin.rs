@@ -260,8 +260,8 @@ fn page_size(limit: Option<&str>) -> Result<u32, ApiError> {
     match limit.filter(|limit| !limit.is_empty()) {
         None => Ok(DEFAULT_PAGE),
         Some(limit) => limit
-            .parse::<u64>()
-            .map(|limit| limit.clamp(1, u64::from(MAX_PAGE)) as u32)
+            .parse::<i64>()
+            .map(|limit| limit.clamp(1, i64::from(MAX_PAGE)) as u32)
             .map_err(|_| ApiError::BadRequest("limit must be a whole number.".into())),
     }
 }

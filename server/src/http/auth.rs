@@ -183,10 +183,8 @@ pub async fn rate_limit(
     let Some(wait) = limiter.check(ip, username, fingerprint).await? else {
         return Ok(());
     };
-    let event = Event {
-        username: Some(username.chars().take(64).collect()),
-        ..Event::new("login", "rate_limited")
-    };
+    // The limit is checked before any lookup: whether the name is a user's is not known.
+    let event = Event::new("login", "rate_limited").typed_name("too many attempts", username);
     Err(rate_limited(state, wait, event, client).await)
 }
 

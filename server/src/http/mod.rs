@@ -135,7 +135,9 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware)
         .with_state(state);
     if request_tracing {
-        router.layer(TraceLayer::new_for_http())
+        // The path only: a query may hold a secret (the token of a password reset link).
+        let span = |request: &Request| tracing::debug_span!("request", method = %request.method(), path = %request.uri().path());
+        router.layer(TraceLayer::new_for_http().make_span_with(span))
     } else {
         router
     }

@@ -209,10 +209,7 @@ impl Sessions {
                     } else {
                         "wrong password"
                     }),
-                    None => Event {
-                        username: Some(truncate(username.to_owned(), 64)),
-                        ..event.detail("unknown user")
-                    },
+                    None => event.typed_name("unknown user", username),
                 };
                 self.audit.record(event, &device.client).await;
                 return Err(AuthError::InvalidCredentials);
@@ -260,10 +257,15 @@ impl Sessions {
         };
         let limit = self.policy.limit;
         let at = revocation_time();
-        let evicted = self
+        let evicted = match self
             .store
             .create_session(&session, at, &|live| limit.sessions_to_revoke(live))
-            .await?;
+            .await
+        {
+            // Disabled or deleted while the password was being checked.
+            Err(StoreError::InactiveUser) => return Err(AuthError::InvalidCredentials),
+            other => other?,
+        };
         if !evicted.is_empty() {
             let count = evicted.len();
             tracing::info!(user = %user.id, evicted = count, "session limit reached; older sessions revoked");
@@ -511,7 +513,9 @@ impl Sessions {
         session: &Session,
         now: OffsetDateTime,
     ) -> Result<TokenPair, AuthError> {
-        let (access_token, access_expires) = self.tokens.issue_access(user, session.id, now)?;
+        let (access_token, access_expires) =
+            self.tokens
+                .issue_access(user, session.id, now, session.expires_at)?;
         let refresh_token = self.tokens.issue_refresh(
             user.id,
             session.id,

@@ -162,7 +162,8 @@ fn network_budget(ip: IpAddr) -> String {
 /// signed in as that user before: a flood of guesses at a username must not lock its owner
 /// out. Usernames are counted without regard to case.
 fn username_budget(username: &str, known_device: bool) -> Option<String> {
-    (!known_device).then(|| format!("user:{}", username.to_lowercase()))
+    // PostgreSQL text cannot hold NUL: such a name shares the budget of its look-alike.
+    (!known_device).then(|| format!("user:{}", username.to_lowercase().replace('\0', "\u{FFFD}")))
 }
 
 /// The unit a client is counted by: its IPv4 address, or its IPv6 /64.

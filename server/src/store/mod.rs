@@ -20,6 +20,9 @@ use uuid::Uuid;
 pub enum StoreError {
     #[error("a record with the same key already exists")]
     Conflict,
+    /// A session was to start for a user who is gone or disabled (by a concurrent request).
+    #[error("the user does not exist or is disabled")]
+    InactiveUser,
     #[error("the database cannot be reached")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("database error")]
@@ -192,13 +195,16 @@ pub trait Store: Send + Sync + 'static {
     /// The user and their password hash.
     async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<(User, String)>>;
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>>;
-    /// Sets a new password hash, revokes every live session of the user but `keep`, and
-    /// forgets the user's pending password resets, in one transaction. The ids of the revoked
-    /// sessions; None if there is no such user.
+    /// Sets a new password hash (only if the current one is still `replacing`, when given: a
+    /// change checked against a password that a reset replaced meanwhile must not undo it),
+    /// revokes every live session of the user but `keep`, and forgets the user's pending
+    /// password resets, in one transaction. The ids of the revoked sessions; None if there is
+    /// no such user or the hash was not `replacing`.
     async fn set_password(
         &self,
         id: Uuid,
         password_hash: &str,
+        replacing: Option<&str>,
         keep: Option<Uuid>,
         now: OffsetDateTime,
     ) -> StoreResult<Option<Vec<Uuid>>>;
@@ -206,7 +212,7 @@ pub trait Store: Send + Sync + 'static {
     async fn password_hash(&self, id: Uuid) -> StoreResult<Option<String>>;
     /// Users whose email is `email`, compared without regard to ASCII case.
     async fn find_users_by_email(&self, email: &str) -> StoreResult<Vec<User>>;
-    /// Users whose username, email or name contains `query` (ASCII case ignored), by
+    /// Users whose username, email or name contains `query` (case ignored: on SQLite for ASCII letters only), by
     /// username, after the username `after`, at most `limit`.
     async fn search_users(
         &self,
@@ -235,6 +241,12 @@ pub trait Store: Send + Sync + 'static {
         user_id: Uuid,
         expires_at: OffsetDateTime,
     ) -> StoreResult<()>;
+    /// The enabled user of the unexpired reset whose token hashes to `token_hash`.
+    async fn password_reset_user(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<User>>;
     /// Spends the reset whose token hashes to `token_hash`, if it has not expired: in one
     /// transaction sets the new password hash, revokes every live session of the user and
     /// forgets their other resets. The user and the revoked sessions; None if no such reset.
@@ -257,7 +269,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts `session` after revoking the user's live sessions that `evict` picks from
     /// all of them, in one transaction, so that concurrent logins of one user cannot both
-    /// slip under a limit. Returns the ids of the sessions it revoked.
+    /// slip under a limit. Returns the ids of the sessions it revoked. `InactiveUser` if the
+    /// user was deleted or disabled meanwhile (a sign-in racing the administrator).
     async fn create_session(
         &self,
         session: &Session,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::rows::{placeholders, AuditRow, JobRow, KeyRow, SessionRow, UserRow};
 use super::{
     duration_millis, from_millis, parse_uuid, to_millis, AuditQuery, AuditRecord, ChooseEvictions,
-    Job, RevocationCursor, Session, Store, StoreResult, StoredKey, User,
+    Job, RevocationCursor, Session, Store, StoreError, StoreResult, StoredKey, User,
 };
 
 /// SQL text assembled from column lists, once per process.
@@ -211,6 +211,15 @@ impl SharedSql {
         evict: ChooseEvictions<'_>,
     ) -> StoreResult<Vec<Uuid>> {
         let user_id = session.user_id.to_string();
+        let active: Option<(i64,)> = sqlx::query_as(
+            "SELECT CAST(1 AS BIGINT) FROM users WHERE id = $1 AND disabled_at IS NULL",
+        )
+        .bind(&user_id)
+        .fetch_optional(&mut **transaction)
+        .await?;
+        if active.is_none() {
+            return Err(StoreError::InactiveUser);
+        }
         let live: Vec<SessionRow> = sqlx::query_as(sql!(
             "SELECT ",
             SessionRow::COLUMNS,
@@ -389,16 +398,20 @@ impl<B: SqlBackend> Store for B {
         &self,
         id: Uuid,
         password_hash: &str,
+        replacing: Option<&str>,
         keep: Option<Uuid>,
         now: OffsetDateTime,
     ) -> StoreResult<Option<Vec<Uuid>>> {
         let mut tx = self.sql().writer.begin().await?;
-        let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let updated = sqlx::query(
+            "UPDATE users SET password_hash = $1 WHERE id = $2 AND ($3 = '' OR password_hash = $3)",
+        )
+        .bind(password_hash)
+        .bind(id.to_string())
+        .bind(replacing.unwrap_or(""))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if updated == 0 {
             return Ok(None);
         }
@@ -445,13 +458,14 @@ impl<B: SqlBackend> Store for B {
         let rows: Vec<UserRow> = sqlx::query_as(sql!(
             "SELECT ",
             UserRow::COLUMNS,
-            " FROM users WHERE ($1 = '' OR LOWER(username) LIKE $2 ESCAPE '\\' \
-             OR LOWER(email) LIKE $2 ESCAPE '\\' OR LOWER(first_name) LIKE $2 ESCAPE '\\' \
-             OR LOWER(last_name) LIKE $2 ESCAPE '\\') AND username > $3 \
+            " FROM users WHERE ($1 = '' OR LOWER(username) LIKE LOWER($2) ESCAPE '\\' \
+             OR LOWER(email) LIKE LOWER($2) ESCAPE '\\' \
+             OR LOWER(first_name) LIKE LOWER($2) ESCAPE '\\' \
+             OR LOWER(last_name) LIKE LOWER($2) ESCAPE '\\') AND username > $3 \
              ORDER BY username LIMIT $4"
         ))
         .bind(query)
-        .bind(format!("%{}%", like_escaped(&query.to_ascii_lowercase())))
+        .bind(format!("%{}%", like_escaped(query)))
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
         .fetch_all(&self.sql().reader)
@@ -488,6 +502,7 @@ impl<B: SqlBackend> Store for B {
             return Ok(None);
         }
         let revoked = if disabled {
+            forget_password_resets_in(&mut tx, id).await?;
             revoke_sessions_in(&mut tx, id, None, now).await?
         } else {
             Vec::new()
@@ -526,6 +541,24 @@ impl<B: SqlBackend> Store for B {
         .execute(&self.sql().writer)
         .await?;
         Ok(())
+    }
+
+    async fn password_reset_user(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(sql!(
+            "SELECT ",
+            UserRow::COLUMNS,
+            " FROM password_resets JOIN users ON users.id = password_resets.user_id \
+             WHERE token_hash = $1 AND expires_at > $2 AND disabled_at IS NULL"
+        ))
+        .bind(token_hash)
+        .bind(to_millis(now))
+        .fetch_optional(&self.sql().reader)
+        .await?;
+        row.map(User::try_from).transpose()
     }
 
     async fn use_password_reset(

@@ -425,6 +425,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_session_starts_for_a_user_disabled_or_deleted_meanwhile() {
+        let store = temp_store(&StoreOptions::default()).await;
+        let now = OffsetDateTime::now_utc();
+        let disabled = add_user(store.as_ref(), "disabled").await;
+        store
+            .set_disabled(disabled.id, true, now)
+            .await
+            .expect("disable");
+        let refused = store
+            .create_session(&live_session(disabled.id, now), now, &|_| Vec::new())
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::InactiveUser)),
+            "{refused:?}"
+        );
+        let deleted = add_user(store.as_ref(), "deleted").await;
+        store.delete_user(deleted.id, now).await.expect("delete");
+        let refused = store
+            .create_session(&live_session(deleted.id, now), now, &|_| Vec::new())
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::InactiveUser)),
+            "{refused:?}"
+        );
+        assert!(store
+            .live_sessions_of(disabled.id, now)
+            .await
+            .expect("read")
+            .is_empty());
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_password_change_does_not_undo_a_password_set_meanwhile() {
+        let store = temp_store(&StoreOptions::default()).await;
+        let now = OffsetDateTime::now_utc();
+        let user = add_user(store.as_ref(), "racer").await;
+        // A reset set "reset-hash" after the change checked the password against "hash".
+        store
+            .set_password(user.id, "reset-hash", None, None, now)
+            .await
+            .expect("reset");
+        let change = store
+            .set_password(user.id, "change-hash", Some("hash"), None, now)
+            .await
+            .expect("change");
+        assert_eq!(change, None);
+        let hash = store.password_hash(user.id).await.expect("read");
+        assert_eq!(hash.as_deref(), Some("reset-hash"));
+        store.close().await;
+    }
+
+    #[tokio::test]
     async fn commits_reach_the_disk_before_they_are_confirmed_by_default() {
         const FULL: i64 = 2;
         const NORMAL: i64 = 1;

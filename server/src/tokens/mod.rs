@@ -167,14 +167,17 @@ impl Tokens {
             .clone()
     }
 
-    /// An access token for `user` in session `sid`, and its expiry.
+    /// An access token for `user` in session `sid`, and its expiry: the access lifetime, but
+    /// never past `session_ends` (a token must not outlive its session: revoking a user's
+    /// sessions only reaches the live ones).
     pub fn issue_access(
         &self,
         user: &User,
         sid: Uuid,
         now: OffsetDateTime,
+        session_ends: OffsetDateTime,
     ) -> Result<(String, OffsetDateTime), TokenError> {
-        let expires_at = now + self.lifetimes.access;
+        let expires_at = (now + self.lifetimes.access).min(session_ends);
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),

@@ -134,9 +134,9 @@ impl Accounts {
             .find_user(user_id)
             .await?
             .ok_or(AccountError::NotFound)?;
-        let hash = self.store.password_hash(user_id).await?;
+        let old_hash = self.store.password_hash(user_id).await?;
         let current_ok = current.len() <= super::MAX_PASSWORD_BYTES
-            && self.passwords.verify(current, hash).await?;
+            && self.passwords.verify(current, old_hash.clone()).await?;
         if !current_ok {
             let event = Event::new("password_change", "failed")
                 .user(&user)
@@ -148,11 +148,12 @@ impl Accounts {
         policy::check_new_password(&new, &user.username)?;
         let hash = self.passwords.hash(new).await?;
         let at = revocation_time();
+        // None: a reset (or another change) replaced the password since it was checked.
         let revoked = self
             .store
-            .set_password(user_id, &hash, Some(session), at)
+            .set_password(user_id, &hash, old_hash.as_deref(), Some(session), at)
             .await?
-            .ok_or(AccountError::NotFound)?;
+            .ok_or(AccountError::WrongPassword)?;
         self.sessions.revoked(&revoked, at);
         let event = Event::new("password_change", "ok")
             .user(&user)
@@ -218,23 +219,25 @@ impl Accounts {
         if token.is_empty() || token.len() > MAX_RESET_TOKEN_BYTES {
             return Err(AccountError::InvalidResetToken);
         }
-        // The username is not known before the token is spent; length and the common list
-        // are what matters.
-        policy::check_new_password(&new, "")?;
+        let hashed_token = token_hash(token);
+        // Checked before the password is hashed: an unknown token costs no Argon2 run.
+        let user = self
+            .store
+            .password_reset_user(&hashed_token, OffsetDateTime::now_utc())
+            .await?
+            .ok_or(AccountError::InvalidResetToken)?;
+        policy::check_new_password(&new, &user.username)?;
         let hash = self.passwords.hash(new).await?;
         let at = revocation_time();
-        let (user_id, revoked) = self
+        let (_, revoked) = self
             .store
-            .use_password_reset(&token_hash(token), &hash, at)
+            .use_password_reset(&hashed_token, &hash, at)
             .await?
             .ok_or(AccountError::InvalidResetToken)?;
         self.sessions.revoked(&revoked, at);
-        let mut event = Event::new("password_reset", "ok")
+        let event = Event::new("password_reset", "ok")
+            .user(&user)
             .detail(format!("{} sessions revoked", revoked.len()));
-        event.user_id = Some(user_id);
-        if let Some(user) = self.store.find_user(user_id).await? {
-            event = event.user(&user);
-        }
         self.audit.record(event, client).await;
         Ok(())
     }
@@ -304,10 +307,17 @@ impl Accounts {
             if !self.store.set_roles(id, roles).await? {
                 return Err(AccountError::NotFound);
             }
+            let mut detail = roles_detail(roles);
+            // Tokens carry the roles they were issued with: those of a role taken away must
+            // stop, at Tollgate and at resource servers, not when they expire.
+            if before.roles.iter().any(|role| !roles.contains(role)) {
+                let ended = self.sessions.revoke_all(id).await?;
+                detail.push_str(&format!("; a role was removed: {ended} sessions revoked"));
+            }
             let event = Event::new("admin_set_roles", "ok")
                 .user(&before)
                 .actor(admin)
-                .detail(roles_detail(roles));
+                .detail(detail);
             self.audit.record(event, client).await;
         }
         if let Some(disabled) = changes.disabled {

@@ -89,6 +89,6 @@ pub async fn change_password(
     policy::check_new_password(&password, &user.username)?;
     let hash = passwords.hash(password).await?;
     Ok(store
-        .set_password(user.id, &hash, None, OffsetDateTime::now_utc())
+        .set_password(user.id, &hash, None, None, OffsetDateTime::now_utc())
         .await?)
 }

@@ -9,6 +9,8 @@ use crate::common::smtp::Mailbox;
 use crate::common::{decode, invalid_token, problem, spawn_app, spawn_app_with, token, TestApp};
 
 const STRONG: &str = "correct horse battery staple";
+/// Where reset links lead in these tests.
+const PUBLIC_URL: &str = "https://auth.example.org";
 
 fn new_user(username: &str, password: &str) -> Value {
     json!({
@@ -42,7 +44,7 @@ async fn the_settings_say_what_the_server_offers() {
     assert_eq!(settings, json!({ "signup": false, "passwordReset": false }));
 
     let mailbox = Mailbox::start().await;
-    let open = open_app(&["--smtp-url", &mailbox.url]).await;
+    let open = open_app(&["--smtp-url", &mailbox.url, "--public-url", PUBLIC_URL]).await;
     let settings: Value = open
         .client
         .get(open.url("/api/settings"))
@@ -421,7 +423,7 @@ async fn a_reset_mail_sets_a_new_password_once_and_signs_out_everywhere() {
 #[tokio::test]
 async fn reset_tokens_are_stored_hashed_and_expire() {
     let mut mailbox = Mailbox::start().await;
-    let app = spawn_app_with(&["--smtp-url", &mailbox.url]).await;
+    let app = spawn_app_with(&["--smtp-url", &mailbox.url, "--public-url", PUBLIC_URL]).await;
     request_reset(&app, "user3@example.com").await;
     let reset = mailbox.next().await.reset_token();
     let (user, _) = app
@@ -477,7 +479,7 @@ async fn dump_resets(app: &TestApp) -> Vec<(String, String)> {
 #[tokio::test]
 async fn disabled_users_get_no_reset_mail_and_without_smtp_nothing_is_sent() {
     let mut mailbox = Mailbox::start().await;
-    let app = spawn_app_with(&["--smtp-url", &mailbox.url]).await;
+    let app = spawn_app_with(&["--smtp-url", &mailbox.url, "--public-url", PUBLIC_URL]).await;
     let (user, _) = app
         .store
         .find_user_by_username("user3")
@@ -494,6 +496,10 @@ async fn disabled_users_get_no_reset_mail_and_without_smtp_nothing_is_sent() {
     );
     request_reset(&app, "user2@example.com").await;
     assert_eq!(mailbox.next().await.recipients, ["user2@example.com"]);
+    assert!(
+        mailbox.stays_empty(Duration::from_millis(500)).await,
+        "no mail for the disabled user"
+    );
 
     let without = spawn_app().await;
     assert_eq!(
@@ -507,7 +513,15 @@ async fn disabled_users_get_no_reset_mail_and_without_smtp_nothing_is_sent() {
 #[tokio::test]
 async fn reset_requests_are_rate_limited() {
     let mut mailbox = Mailbox::start().await;
-    let app = spawn_app_with(&["--smtp-url", &mailbox.url, "--login-rate", "2/1m"]).await;
+    let app = spawn_app_with(&[
+        "--smtp-url",
+        &mailbox.url,
+        "--public-url",
+        PUBLIC_URL,
+        "--login-rate",
+        "2/1m",
+    ])
+    .await;
     for _ in 0..2 {
         assert_eq!(
             request_reset(&app, "user2@example.com").await.status(),
@@ -522,4 +536,57 @@ async fn reset_requests_are_rate_limited() {
     mailbox.next().await;
     mailbox.next().await;
     assert!(mailbox.stays_empty(Duration::from_millis(300)).await);
+}
+
+#[tokio::test]
+async fn a_password_change_or_disabling_cancels_pending_reset_links() {
+    let mut mailbox = Mailbox::start().await;
+    let app = spawn_app_with(&["--smtp-url", &mailbox.url, "--public-url", PUBLIC_URL]).await;
+    request_reset(&app, "user2@example.com").await;
+    let pending = mailbox.next().await.reset_token();
+    // A refused password leaves the link usable.
+    problem(
+        confirm_reset(&app, &pending, "user2").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let access = token(&app.login_ok("user2").await, "accessToken");
+    assert_eq!(
+        change_password(&app, &access, "password", STRONG)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    problem(
+        confirm_reset(&app, &pending, "another fine passphrase").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(app.login("user2", STRONG).await.status(), StatusCode::OK);
+
+    request_reset(&app, "user3@example.com").await;
+    let pending = mailbox.next().await.reset_token();
+    let (user3, _) = app
+        .store
+        .find_user_by_username("user3")
+        .await
+        .unwrap()
+        .unwrap();
+    app.store
+        .set_disabled(user3.id, true, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    app.store
+        .set_disabled(user3.id, false, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    problem(
+        confirm_reset(&app, &pending, STRONG).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        app.login("user3", "password").await.status(),
+        StatusCode::OK
+    );
 }

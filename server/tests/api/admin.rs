@@ -232,17 +232,40 @@ async fn a_role_taken_away_stops_working_at_once() {
         app.get("/api/admin/users", &promoted).await.status(),
         StatusCode::OK
     );
-    let revoked = patch(&app, &admin, &user2, json!({ "roles": [] })).await;
-    assert_eq!(revoked.json::<Value>().await.unwrap()["roles"], json!([]));
-    // The token still says admin; the store no longer does.
+    // Behind the API's back, the store no longer says admin; the token still does.
+    let user2_id = uuid::Uuid::parse_str(&user2).unwrap();
+    app.store.set_roles(user2_id, &[]).await.unwrap();
     problem(
         app.get("/api/admin/users", &promoted).await,
         StatusCode::FORBIDDEN,
     )
     .await;
-    // The user's other access stays.
     assert_eq!(
         app.get("/api/job-list", &promoted).await.status(),
+        StatusCode::OK
+    );
+
+    // Through the API, removing a role also ends the tokens that carry it, here and at
+    // resource servers (the revocation feed).
+    app.store
+        .set_roles(user2_id, &["admin".to_owned()])
+        .await
+        .unwrap();
+    let promoted = app.login_ok("user2").await;
+    let removed = patch(&app, &admin, &user2, json!({ "roles": [] })).await;
+    assert_eq!(removed.json::<Value>().await.unwrap()["roles"], json!([]));
+    invalid_token(
+        app.get("/api/job-list", &token(&promoted, "accessToken"))
+            .await,
+    )
+    .await;
+    let relogin = app.login_ok("user2").await;
+    assert_eq!(relogin["user"]["roles"], json!([]));
+    // Adding a role signs nobody out.
+    patch(&app, &admin, &user2, json!({ "roles": ["editor"] })).await;
+    let access = token(&relogin, "accessToken");
+    assert_eq!(
+        app.get("/api/job-list", &access).await.status(),
         StatusCode::OK
     );
 }
@@ -459,6 +482,12 @@ async fn the_audit_log_records_security_events_without_secrets() {
         StatusCode::BAD_REQUEST,
     )
     .await;
+    // A name PostgreSQL cannot store must not stop the log.
+    problem(
+        app.login("nul\u{0}name", "x").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     let session = app.login_ok("user2").await;
     let first = token(&session, "refreshToken");
     let rotated: Value = app.refresh(&first).await.json().await.unwrap();
@@ -496,16 +525,29 @@ async fn the_audit_log_records_security_events_without_secrets() {
     assert_eq!(reuse["sessionId"], crate::common::sid(&first).to_string());
     assert!(page["events"][5]["at"].as_str().unwrap().ends_with('Z'));
 
-    // The failed sign-in of an unknown name is kept under that name.
+    // The failed sign-in of an unknown name is kept as a hash of the name, never as typed.
     let all = audit(&app, &admin, "").await;
-    assert!(all["events"]
+    let unknown: Vec<&Value> = all["events"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|e| e["username"] == "nobody" && e["outcome"] == "failed"));
+        .filter(|e| e["outcome"] == "failed" && e["userId"].is_null())
+        .collect();
+    assert_eq!(unknown.len(), 2, "{all}");
+    assert!(unknown.iter().all(|e| e["username"].is_null()
+        && e["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown user; name sha256 ")));
+    assert_ne!(unknown[0]["detail"], unknown[1]["detail"]);
+    // Pages are clamped, not refused.
+    assert_eq!(events(&audit(&app, &admin, "?limit=0").await).len(), 1);
+    assert_eq!(events(&audit(&app, &admin, "?limit=-5").await).len(), 1);
+    assert!(events(&audit(&app, &admin, "?limit=99999").await).len() > 8);
     let text = all.to_string();
     for secret in [
         "wrong-password".to_owned(),
+        "nobody".to_owned(),
         first.clone(),
         token(&rotated, "accessToken"),
         token(&session, "accessToken"),

@@ -361,6 +361,16 @@ async fn roles_and_the_disabled_state_are_managed_from_the_command_line() {
     );
 
     run_ok(&["user", "disable", "dana"], &database);
+    // The running server reads the revocation from the store within its poll (1 s).
+    let access = token(&signed_in, "accessToken");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while server.get("/api/job-list", &access).await.status() != StatusCode::UNAUTHORIZED {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the disabled user's token still works"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         server
             .refresh(&token(&signed_in, "refreshToken"))

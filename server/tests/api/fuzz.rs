@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tollgate::config::SigningConfig;
 use tollgate::tokens::{Lifetimes, Tokens};
 
-use crate::common::{spawn_app, token, TestApp};
+use crate::common::{spawn_app, spawn_app_with, token, TestApp};
 
 const SEEDS: &str = include_str!("corpus/tokens.txt");
 
@@ -127,6 +127,9 @@ fn json_value() -> impl Strategy<Value = Value> {
                     Just("refreshToken".to_owned()),
                     Just("fingerprint".to_owned()),
                     Just("useCookie".to_owned()),
+                    Just("email".to_owned()),
+                    Just("token".to_owned()),
+                    Just("newPassword".to_owned()),
                     ".{0,10}"
                 ],
                 inner,
@@ -140,8 +143,15 @@ fn json_value() -> impl Strategy<Value = Value> {
 #[test]
 fn no_request_body_gets_a_server_error() {
     let runtime = runtime();
-    let app: TestApp = runtime.block_on(spawn_app());
-    let path = proptest::sample::select(vec!["/api/login", "/api/refresh-token", "/api/logout"]);
+    let app: TestApp = runtime.block_on(spawn_app_with(&["--signup", "open"]));
+    let path = proptest::sample::select(vec![
+        "/api/login",
+        "/api/refresh-token",
+        "/api/logout",
+        "/api/register",
+        "/api/password-reset",
+        "/api/password-reset/confirm",
+    ]);
     let body = prop_oneof![
         json_value().prop_map(|value| value.to_string().into_bytes()),
         prop::collection::vec(any::<u8>(), 0..200),

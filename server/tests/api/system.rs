@@ -80,6 +80,15 @@ async fn the_openapi_document_describes_the_api() {
         "/api/sessions/{id}",
         "/.well-known/jwks.json",
         "/healthz",
+        "/api/settings",
+        "/api/register",
+        "/api/password",
+        "/api/password-reset",
+        "/api/password-reset/confirm",
+        "/api/admin/users",
+        "/api/admin/users/{id}",
+        "/api/admin/users/{id}/sessions",
+        "/api/admin/audit",
     ] {
         assert!(doc["paths"][path].is_object(), "{path}");
     }

@@ -1,4 +1,5 @@
-import { ChangeDetectionStrategy, Component, inject, input, signal } from '@angular/core';
+import { Location } from '@angular/common';
+import { ChangeDetectionStrategy, Component, inject, input, OnInit, signal } from '@angular/core';
 import { FormBuilder, ReactiveFormsModule, Validators } from '@angular/forms';
 import { RouterLink } from '@angular/router';
 import { TollgateAccount } from 'tollgate-angular';
@@ -18,7 +19,7 @@ import { problemMessage } from '../problems';
             Your password is changed and every device is signed out.
             <a routerLink="/login">Sign in</a> with the new one.
           </div>
-        } @else if (!token()) {
+        } @else if (!resetToken()) {
           <div class="alert alert-warning" role="alert">
             This page needs the link from the mail. <a routerLink="/forgot-password">Ask for a new one.</a>
           </div>
@@ -44,11 +45,14 @@ import { problemMessage } from '../problems';
     </section>
   `,
 })
-export class ResetPasswordPage {
+export class ResetPasswordPage implements OnInit {
   private readonly account = inject(TollgateAccount);
+  private readonly location = inject(Location);
 
   /** From the link in the mail (`?token=…`). */
   readonly token = input<string>();
+  /** The token, kept here once it is off the address bar (history, screenshots, shared screens). */
+  protected readonly resetToken = signal<string | undefined>(undefined);
 
   protected readonly form = inject(FormBuilder).nonNullable.group({
     password: ['', [Validators.required, Validators.minLength(8)]],
@@ -57,6 +61,13 @@ export class ResetPasswordPage {
   protected readonly busy = signal(false);
   protected readonly done = signal(false);
   protected readonly error = signal<string | null>(null);
+
+  ngOnInit(): void {
+    this.resetToken.set(this.token());
+    if (this.token()) {
+      this.location.replaceState('/reset-password');
+    }
+  }
 
   protected async submit(): Promise<void> {
     const { password, repeat } = this.form.getRawValue();
@@ -67,7 +78,7 @@ export class ResetPasswordPage {
     this.busy.set(true);
     this.error.set(null);
     try {
-      await this.account.resetPassword(this.token() ?? '', password);
+      await this.account.resetPassword(this.resetToken() ?? '', password);
       this.done.set(true);
     } catch (error) {
       this.error.set(problemMessage(error, 'The password could not be set. Please try again.'));
