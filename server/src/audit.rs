@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::store::{AuditRecord, Store, StoreError, User};
+use crate::store::{AuditRecord, Store, User};
 
 /// Events waiting to be written, at most: beyond it, callers wait.
 const QUEUE_CAPACITY: usize = 16 * 1024;
@@ -70,20 +70,6 @@ impl Event {
     pub fn detail(mut self, detail: impl Into<String>) -> Event {
         self.detail = Some(detail.into());
         self
-    }
-
-    /// `detail`, with a sign-in name that is not known to be a user's: not kept as typed
-    /// (people type passwords into the username field), only a short hash of it, so that
-    /// repeated attempts at one name can be told apart from a spray of names.
-    pub fn typed_name(self, detail: &str, name: &str) -> Event {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name.as_bytes());
-        let short: String = digest
-            .as_ref()
-            .iter()
-            .take(6)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        self.detail(format!("{detail}; name sha256 {short}…"))
     }
 }
 
@@ -159,7 +145,7 @@ impl Audit {
 }
 
 /// Takes every event waiting, writes them in one transaction, until every sender is gone.
-/// A batch that fails is kept and tried again: nothing queued is dropped.
+/// A batch that fails is kept and tried again (see `write`).
 async fn write_batches(store: Arc<dyn Store>, mut waiting: mpsc::Receiver<Message>) {
     let mut batch = Vec::new();
     let mut flushes = Vec::new();
@@ -183,16 +169,17 @@ async fn write_batches(store: Arc<dyn Store>, mut waiting: mpsc::Receiver<Messag
     }
 }
 
-/// Writes `batch` and empties it. While the store is down the batch waits and is tried again;
-/// a batch the store refuses for what it holds is written one event at a time, and an event
-/// it still refuses is logged and dropped, so that one bad row cannot stop the log.
+/// Writes `batch` and empties it. Whatever the store's trouble (down, locked, full, a
+/// deadlock) the batch waits and is tried again; only a batch the store refuses for what it
+/// holds is written one event at a time, and an event it still refuses is logged and dropped,
+/// so that one bad row cannot stop the log.
 async fn write(store: &dyn Store, batch: &mut Vec<AuditRecord>) {
     loop {
         match store.insert_audit(batch).await {
             Ok(()) => break,
-            Err(StoreError::Unavailable(error)) => {
+            Err(error) if !error.is_about_content() => {
                 tracing::warn!(
-                    error = &*error,
+                    error = &error as &dyn std::error::Error,
                     waiting = batch.len(),
                     "audit events not written; retrying"
                 );

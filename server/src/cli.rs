@@ -261,7 +261,7 @@ async fn change_roles(
         // Tokens carrying a role taken away must stop now, not when they expire.
         if user.roles.iter().any(|role| !roles.contains(role)) {
             let ended = store
-                .revoke_sessions_of(user.id, time::OffsetDateTime::now_utc())
+                .revoke_sessions_of(user.id, None, time::OffsetDateTime::now_utc())
                 .await?;
             detail.push_str(&format!(
                 "; a role was removed: {} sessions revoked",

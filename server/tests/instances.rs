@@ -414,7 +414,10 @@ async fn sixty_parallel_session_creations_from_three_pools_keep_the_limit_exact(
                 ip: None,
             };
             let evict = |live: &[Session]| limit.sessions_to_revoke(live);
-            store.create_session(&session, now, &evict).await.unwrap();
+            store
+                .create_session(&session, now, &evict, None)
+                .await
+                .unwrap();
         });
     }
     while let Some(done) = creations.join_next().await {

@@ -359,6 +359,18 @@ async fn main() -> anyhow::Result<()> {
 
     // What the audit log costs: sign-ins write an event each (failed ones too), refreshes
     // none unless refused; the same workloads with `TOLLGATE_AUDIT_RETENTION=off`.
+    // Two fresh servers, started alike: the main one has served every scenario above, and a
+    // store grown by them would be compared with an empty one.
+    let audit_db = database("audit.db");
+    let mut audit_args = common.to_vec();
+    audit_args.extend(["--database-url", &audit_db]);
+    let tollgate_audit = Server::start(
+        "Tollgate (EdDSA, audit on)",
+        &release.join("tollgate"),
+        &audit_args,
+        &[],
+    )
+    .await?;
     let no_audit_db = database("no-audit.db");
     let mut no_audit_args = common.to_vec();
     no_audit_args.extend(["--database-url", &no_audit_db, "--audit-retention", "off"]);
@@ -378,7 +390,12 @@ async fn main() -> anyhow::Result<()> {
         ("POST /api/login", 16),
         ("POST /api/login, wrong password", 16),
     ] {
-        for server in [&tollgate, &tollgate_no_audit, &tollgate_no_audit, &tollgate] {
+        for server in [
+            &tollgate_audit,
+            &tollgate_no_audit,
+            &tollgate_no_audit,
+            &tollgate_audit,
+        ] {
             let workload = match scenario {
                 "refresh chains" => refresh_chains(&client, server, connections).await?,
                 "POST /api/login" => Workload::Post {

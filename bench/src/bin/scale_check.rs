@@ -204,7 +204,7 @@ async fn measure(server: &Server, sessions: u64) -> anyhow::Result<Row> {
         };
         let started = Instant::now();
         store
-            .create_session(&session, now, &|live| limit.sessions_to_revoke(live))
+            .create_session(&session, now, &|live| limit.sessions_to_revoke(live), None)
             .await?;
         creations.push(started.elapsed());
     }

@@ -127,7 +127,7 @@ pub async fn revoke_all_sessions(
     AuthUser(claims): AuthUser,
     client: Client,
 ) -> Result<StatusCode, ApiError> {
-    let ended = state.sessions.revoke_all(claims.sub).await?;
+    let ended = state.sessions.revoke_all(claims.sub, None).await?;
     let event = Event::new("signed_out_everywhere", "ok")
         .session(claims.sid)
         .detail(format!("{ended} sessions revoked"));

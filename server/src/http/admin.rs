@@ -164,7 +164,7 @@ pub async fn update_user(
     };
     let user = state
         .accounts
-        .update_user(admin.sub, id, changes, &client)
+        .update_user((admin.sub, admin.sid), id, changes, &client)
         .await?;
     Ok(Json(user.into()))
 }

@@ -100,12 +100,15 @@ pub async fn login(
         ));
     }
     let fingerprint = checked_fingerprint(request.fingerprint)?;
+    // The limit is checked before any lookup: the name is not known to be a user's, and is
+    // not recorded (it may be a password typed in the wrong field).
+    let refused = Event::new("login", "rate_limited");
     if let Err(limited) = rate_limit(
         &state,
         ip,
         &request.username,
         fingerprint.as_deref(),
-        &client,
+        (refused, &client),
     )
     .await
     {
@@ -169,13 +172,13 @@ pub fn checked_fingerprint(fingerprint: Option<String>) -> Result<Option<String>
 }
 
 /// The sign-in budget of this client and username (shared by login, registration and
-/// password changes); a refusal is audited.
+/// password changes); a refusal is audited as `refused`, from `client`.
 pub async fn rate_limit(
     state: &AppState,
     ip: IpAddr,
     username: &str,
     fingerprint: Option<&str>,
-    client: &Client,
+    (refused, client): (Event, &Client),
 ) -> Result<(), ApiError> {
     let Some(limiter) = &state.login_limiter else {
         return Ok(());
@@ -183,9 +186,7 @@ pub async fn rate_limit(
     let Some(wait) = limiter.check(ip, username, fingerprint).await? else {
         return Ok(());
     };
-    // The limit is checked before any lookup: whether the name is a user's is not known.
-    let event = Event::new("login", "rate_limited").typed_name("too many attempts", username);
-    Err(rate_limited(state, wait, event, client).await)
+    Err(rate_limited(state, wait, refused, client).await)
 }
 
 /// 429 with `Retry-After`, audited as `event`.

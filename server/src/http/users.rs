@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::account::caller;
 use super::auth::{checked_fingerprint, rate_limit, rate_limited, signed_in, LoginResponse};
 use super::error::{ApiError, Problem};
 use super::extract::{origin_allowed, ApiJson, AuthUser, ClientIp};
@@ -99,12 +100,13 @@ pub async fn register(
         return Err(ApiError::BadRequest("An email address is required.".into()));
     }
     let fingerprint = checked_fingerprint(request.fingerprint)?;
+    let refused = Event::new("register", "rate_limited");
     rate_limit(
         &state,
         ip,
         &request.username,
         fingerprint.as_deref(),
-        &client,
+        (refused, &client),
     )
     .await?;
     let new = NewUser {
@@ -159,7 +161,8 @@ pub async fn change_password(
     ApiJson(request): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     // Guessing the current password with a stolen access token costs sign-in attempts.
-    rate_limit(&state, ip, &claims.user.username, None, &client).await?;
+    let refused = caller(Event::new("password_change", "rate_limited"), &claims);
+    rate_limit(&state, ip, &claims.user.username, None, (refused, &client)).await?;
     state
         .accounts
         .change_password(

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit::{Audit, Client, Event};
-use crate::store::{RevocationCursor, Session, Store, StoreError, User};
+use crate::store::{RevocationCursor, Session, SignInCheck, Store, StoreError, User};
 use crate::tokens::{TokenError, Tokens};
 use crate::users::{Passwords, UserError, MAX_PASSWORD_BYTES};
 use refresh::RefreshDecision;
@@ -197,7 +197,7 @@ impl Sessions {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
-        let verified = self.passwords.verify(password, hash).await?;
+        let verified = self.passwords.verify(password, hash.clone()).await?;
         let user = match user {
             // A disabled account answers as a wrong password would, after the same work.
             Some(user) if verified && user.disabled_at.is_none() => user,
@@ -209,14 +209,19 @@ impl Sessions {
                     } else {
                         "wrong password"
                     }),
-                    None => event.typed_name("unknown user", username),
+                    // Not the name as typed: it may be a password typed in the wrong field.
+                    None => event.detail("unknown user"),
                 };
                 self.audit.record(event, &device.client).await;
                 return Err(AuthError::InvalidCredentials);
             }
         };
         let client = device.client.clone();
-        let (pair, session, evicted) = self.open_session(&user, device, now).await?;
+        let checked = hash.as_deref().map(|password_hash| SignInCheck {
+            password_hash,
+            roles: &user.roles,
+        });
+        let (pair, session, evicted) = self.open_session(&user, device, now, checked).await?;
         let mut event = Event::new("login", "ok").user(&user).session(session);
         if evicted > 0 {
             event = event.detail(format!("session limit: {evicted} older sessions revoked"));
@@ -233,13 +238,14 @@ impl Sessions {
         Ok(())
     }
 
-    /// A new session of `user` on `device` (after the session limit): its tokens, its id, and
-    /// how many older sessions the limit revoked.
+    /// A new session of `user` on `device` (after the session limit), if the user still is as
+    /// `checked` found them: its tokens, its id, and how many older sessions the limit revoked.
     pub async fn open_session(
         &self,
         user: &User,
         device: Device,
         now: OffsetDateTime,
+        checked: Option<SignInCheck<'_>>,
     ) -> Result<(TokenPair, Uuid, usize), AuthError> {
         self.check_device(&device)?;
         let session = Session {
@@ -259,10 +265,16 @@ impl Sessions {
         let at = revocation_time();
         let evicted = match self
             .store
-            .create_session(&session, at, &|live| limit.sessions_to_revoke(live))
+            .create_session(
+                &session,
+                at,
+                &|live| limit.sessions_to_revoke(live),
+                checked,
+            )
             .await
         {
-            // Disabled or deleted while the password was being checked.
+            // Disabled, deleted, given a new password or stripped of a role while the password
+            // was being checked.
             Err(StoreError::InactiveUser) => return Err(AuthError::InvalidCredentials),
             other => other?,
         };
@@ -492,10 +504,10 @@ impl Sessions {
         Ok(revoked)
     }
 
-    /// Revokes every live session of the user; returns how many there were.
-    pub async fn revoke_all(&self, user_id: Uuid) -> Result<usize, AuthError> {
+    /// Revokes every live session of the user but `keep`; returns how many there were.
+    pub async fn revoke_all(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<usize, AuthError> {
         let at = revocation_time();
-        let revoked = self.store.revoke_sessions_of(user_id, at).await?;
+        let revoked = self.store.revoke_sessions_of(user_id, keep, at).await?;
         self.revoked(&revoked, at);
         Ok(revoked.len())
     }

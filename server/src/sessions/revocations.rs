@@ -176,7 +176,7 @@ mod tests {
                 ..live_session(user.id, now - Duration::from_secs(1800))
             };
             store
-                .create_session(&session, now, &|_| Vec::new())
+                .create_session(&session, now, &|_| Vec::new(), None)
                 .await
                 .expect("session");
             ids.push(session.id);

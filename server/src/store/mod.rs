@@ -73,6 +73,29 @@ fn is_unavailable(code: &str) -> bool {
     code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "57014"
 }
 
+impl StoreError {
+    /// Whether the database refused the data itself (a value it cannot hold, a constraint),
+    /// so that trying the same write again cannot succeed.
+    pub fn is_about_content(&self) -> bool {
+        match self {
+            StoreError::Conflict => true,
+            StoreError::Database(sqlx::Error::Encode(_)) => true,
+            StoreError::Database(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
+                // PostgreSQL's five-character SQLSTATE: data exceptions (22…), integrity
+                // violations (23…). SQLite's numbers: TOOBIG (18), CONSTRAINT (19), MISMATCH
+                // (20), extended codes included.
+                if code.len() == 5 {
+                    code.starts_with("22") || code.starts_with("23")
+                } else {
+                    code.parse::<u32>()
+                        .is_ok_and(|code| matches!(code & 0xff, 18..=20))
+                }
+            }),
+            _ => false,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A person who can sign in. Never carries the password hash.
@@ -165,6 +188,14 @@ pub struct AuditQuery {
     /// Only events older than this id.
     pub before: Option<i64>,
     pub limit: u32,
+}
+
+/// What a sign-in found about the user before the slow password check: the session starts only
+/// if it still holds (a reset or a role removal committed meanwhile must not be outlived).
+#[derive(Debug, Clone, Copy)]
+pub struct SignInCheck<'a> {
+    pub password_hash: &'a str,
+    pub roles: &'a [String],
 }
 
 /// Picks, from a user's live sessions, the ids of those to revoke before a new one is added.
@@ -270,12 +301,14 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts `session` after revoking the user's live sessions that `evict` picks from
     /// all of them, in one transaction, so that concurrent logins of one user cannot both
     /// slip under a limit. Returns the ids of the sessions it revoked. `InactiveUser` if the
-    /// user was deleted or disabled meanwhile (a sign-in racing the administrator).
+    /// user was deleted or disabled meanwhile (a sign-in racing the administrator), or no
+    /// longer matches `checked`.
     async fn create_session(
         &self,
         session: &Session,
         now: OffsetDateTime,
         evict: ChooseEvictions<'_>,
+        checked: Option<SignInCheck<'_>>,
     ) -> StoreResult<Vec<Uuid>>;
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<Session>>;
     /// Compare-and-swap: moves the session from `generation` to `generation + 1` and returns
@@ -295,10 +328,11 @@ pub trait Store: Send + Sync + 'static {
         owner: Option<Uuid>,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
-    /// Revokes every live session of the user; returns their ids.
+    /// Revokes every live session of the user but `keep`; returns their ids.
     async fn revoke_sessions_of(
         &self,
         user_id: Uuid,
+        keep: Option<Uuid>,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Uuid>>;
     /// Live sessions of the user, most recently created first.

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::rows::{placeholders, AuditRow, JobRow, KeyRow, SessionRow, UserRow};
 use super::{
     duration_millis, from_millis, parse_uuid, to_millis, AuditQuery, AuditRecord, ChooseEvictions,
-    Job, RevocationCursor, Session, Store, StoreError, StoreResult, StoredKey, User,
+    Job, RevocationCursor, Session, SignInCheck, Store, StoreError, StoreResult, StoredKey, User,
 };
 
 /// SQL text assembled from column lists, once per process.
@@ -209,12 +209,20 @@ impl SharedSql {
         session: &Session,
         now: OffsetDateTime,
         evict: ChooseEvictions<'_>,
+        checked: Option<SignInCheck<'_>>,
     ) -> StoreResult<Vec<Uuid>> {
         let user_id = session.user_id.to_string();
         let active: Option<(i64,)> = sqlx::query_as(
-            "SELECT CAST(1 AS BIGINT) FROM users WHERE id = $1 AND disabled_at IS NULL",
+            "SELECT CAST(1 AS BIGINT) FROM users WHERE id = $1 AND disabled_at IS NULL \
+             AND ($2 = '' OR (password_hash = $2 AND roles = $3))",
         )
         .bind(&user_id)
+        .bind(checked.map_or("", |checked| checked.password_hash))
+        .bind(
+            checked
+                .map(|checked| checked.roles.join(","))
+                .unwrap_or_default(),
+        )
         .fetch_optional(&mut **transaction)
         .await?;
         if active.is_none() {
@@ -568,23 +576,30 @@ impl<B: SqlBackend> Store for B {
         now: OffsetDateTime,
     ) -> StoreResult<Option<(Uuid, Vec<Uuid>)>> {
         let mut tx = self.sql().writer.begin().await?;
-        let spent: Option<(String,)> = sqlx::query_as(
-            "DELETE FROM password_resets WHERE token_hash = $1 AND expires_at > $2 \
-             RETURNING user_id",
+        // The user's row first, then the resets: the order in which disabling and deleting a
+        // user take them, so that they cannot deadlock with this on PostgreSQL.
+        let updated: Option<(String,)> = sqlx::query_as(
+            "UPDATE users SET password_hash = $1 WHERE id = (SELECT user_id FROM password_resets \
+             WHERE token_hash = $2 AND expires_at > $3) RETURNING id",
         )
+        .bind(password_hash)
         .bind(token_hash)
         .bind(to_millis(now))
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((user_id,)) = spent else {
+        let Some((user_id,)) = updated else {
             return Ok(None);
         };
-        let user_id = parse_uuid(&user_id)?;
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(user_id.to_string())
+        // Spent once: a concurrent use of the same token finds it gone and changes nothing.
+        let spent = sqlx::query("DELETE FROM password_resets WHERE token_hash = $1")
+            .bind(token_hash)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+        if spent == 0 {
+            return Ok(None);
+        }
+        let user_id = parse_uuid(&user_id)?;
         let revoked = revoke_sessions_in(&mut tx, user_id, None, now).await?;
         forget_password_resets_in(&mut tx, user_id).await?;
         tx.commit().await?;
@@ -678,9 +693,11 @@ impl<B: SqlBackend> Store for B {
         session: &Session,
         now: OffsetDateTime,
         evict: ChooseEvictions<'_>,
+        checked: Option<SignInCheck<'_>>,
     ) -> StoreResult<Vec<Uuid>> {
         let mut transaction = self.begin_user_transaction(session.user_id).await?;
-        let revoked = SharedSql::create_session_in(&mut transaction, session, now, evict).await?;
+        let revoked =
+            SharedSql::create_session_in(&mut transaction, session, now, evict, checked).await?;
         transaction.commit().await?;
         Ok(revoked)
     }
@@ -729,15 +746,17 @@ impl<B: SqlBackend> Store for B {
     async fn revoke_sessions_of(
         &self,
         user_id: Uuid,
+        keep: Option<Uuid>,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Uuid>> {
         let revoked: Vec<(String,)> = sqlx::query_as(sql!(
             "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND ",
             LIVE,
-            " RETURNING id"
+            " AND id <> $3 RETURNING id"
         ))
         .bind(user_id.to_string())
         .bind(to_millis(now))
+        .bind(keep.map(|sid| sid.to_string()).unwrap_or_default())
         .fetch_all(&self.sql().writer)
         .await?;
         revoked.iter().map(|(id,)| parse_uuid(id)).collect()

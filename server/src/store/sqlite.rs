@@ -362,6 +362,7 @@ impl DirectReads {
 mod tests {
     use super::*;
     use crate::store::testing::{add_user, live_session, temp_sqlite_url, temp_store};
+    use crate::store::SignInCheck;
 
     async fn synchronous_of_writes(durable_commits: bool) -> i64 {
         let options = StoreOptions {
@@ -383,7 +384,7 @@ mod tests {
         for _ in 0..64 {
             let session = live_session(user.id, now);
             store
-                .create_session(&session, now, &|_| Vec::new())
+                .create_session(&session, now, &|_| Vec::new(), None)
                 .await
                 .expect("session");
             ids.push(session.id);
@@ -434,7 +435,7 @@ mod tests {
             .await
             .expect("disable");
         let refused = store
-            .create_session(&live_session(disabled.id, now), now, &|_| Vec::new())
+            .create_session(&live_session(disabled.id, now), now, &|_| Vec::new(), None)
             .await;
         assert!(
             matches!(refused, Err(StoreError::InactiveUser)),
@@ -443,7 +444,7 @@ mod tests {
         let deleted = add_user(store.as_ref(), "deleted").await;
         store.delete_user(deleted.id, now).await.expect("delete");
         let refused = store
-            .create_session(&live_session(deleted.id, now), now, &|_| Vec::new())
+            .create_session(&live_session(deleted.id, now), now, &|_| Vec::new(), None)
             .await;
         assert!(
             matches!(refused, Err(StoreError::InactiveUser)),
@@ -454,6 +455,40 @@ mod tests {
             .await
             .expect("read")
             .is_empty());
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn no_session_starts_if_the_password_or_roles_changed_since_they_were_checked() {
+        let store = temp_store(&StoreOptions::default()).await;
+        let now = OffsetDateTime::now_utc();
+        let user = add_user(store.as_ref(), "checked").await;
+        let admin = ["admin".to_owned()];
+        for (password_hash, roles, starts) in [
+            // A reset replaced the hash the sign-in verified.
+            ("an older hash", &[][..], false),
+            // A role was taken away after the sign-in read the user.
+            ("hash", &admin[..], false),
+            ("hash", &[][..], true),
+        ] {
+            let checked = SignInCheck {
+                password_hash,
+                roles,
+            };
+            let outcome = store
+                .create_session(
+                    &live_session(user.id, now),
+                    now,
+                    &|_| Vec::new(),
+                    Some(checked),
+                )
+                .await;
+            match outcome {
+                Ok(_) => assert!(starts, "{password_hash} {roles:?}"),
+                Err(StoreError::InactiveUser) => assert!(!starts, "{password_hash} {roles:?}"),
+                Err(other) => panic!("{other:?}"),
+            }
+        }
         store.close().await;
     }
 

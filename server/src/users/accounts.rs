@@ -113,7 +113,7 @@ impl Accounts {
         policy::check_new_password(&password, &new.username)?;
         let client = device.client.clone();
         let user = create_user(self.store.as_ref(), &self.passwords, new, password).await?;
-        let (pair, session, _) = self.sessions.open_session(&user, device, now).await?;
+        let (pair, session, _) = self.sessions.open_session(&user, device, now, None).await?;
         let event = Event::new("register", "ok").user(&user).session(session);
         self.audit.record(event, &client).await;
         Ok((user, pair))
@@ -273,7 +273,7 @@ impl Accounts {
     /// Changes roles and the disabled flag; disabling revokes every session of the user.
     pub async fn update_user(
         &self,
-        admin: Uuid,
+        (admin, admin_session): (Uuid, Uuid),
         id: Uuid,
         changes: UserChanges,
         client: &Client,
@@ -311,7 +311,9 @@ impl Accounts {
             // Tokens carry the roles they were issued with: those of a role taken away must
             // stop, at Tollgate and at resource servers, not when they expire.
             if before.roles.iter().any(|role| !roles.contains(role)) {
-                let ended = self.sessions.revoke_all(id).await?;
+                // An administrator changing their own roles keeps the session doing it.
+                let keep = (id == admin).then_some(admin_session);
+                let ended = self.sessions.revoke_all(id, keep).await?;
                 detail.push_str(&format!("; a role was removed: {ended} sessions revoked"));
             }
             let event = Event::new("admin_set_roles", "ok")
@@ -391,7 +393,7 @@ impl Accounts {
             .find_user(id)
             .await?
             .ok_or(AccountError::NotFound)?;
-        let ended = self.sessions.revoke_all(id).await?;
+        let ended = self.sessions.revoke_all(id, None).await?;
         let event = Event::new("admin_end_sessions", "ok")
             .user(&user)
             .actor(admin)

@@ -590,3 +590,29 @@ async fn a_password_change_or_disabling_cancels_pending_reset_links() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_reset_password_may_not_be_the_username_and_a_refusal_keeps_the_link() {
+    let mut mailbox = Mailbox::start().await;
+    let app = open_app(&["--smtp-url", &mailbox.url, "--public-url", PUBLIC_URL]).await;
+    let created = app
+        .post_json("/api/register", &new_user("orbit-mathematician", STRONG))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    request_reset(&app, "orbit-mathematician@example.org").await;
+    let reset = mailbox.next().await.reset_token();
+    let refused = confirm_reset(&app, &reset, "Orbit-Mathematician").await;
+    let body = problem(refused, StatusCode::BAD_REQUEST).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("username"),
+        "{body}"
+    );
+    let set = confirm_reset(&app, &reset, "another fine passphrase").await;
+    assert_eq!(set.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.login("orbit-mathematician", "another fine passphrase")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}

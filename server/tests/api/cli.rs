@@ -349,6 +349,14 @@ async fn roles_and_the_disabled_state_are_managed_from_the_command_line() {
         ],
         &database,
     );
+    // The removed role's session ends: refused by the running server once it reads the store.
+    assert_eq!(
+        server
+            .refresh(&token(&signed_in, "refreshToken"))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
     let signed_in: serde_json::Value = server
         .login("dana", "a long enough secret")
         .await

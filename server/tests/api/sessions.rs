@@ -227,7 +227,7 @@ async fn the_sweep_deletes_expired_sessions_and_revoked_ones_once_their_tokens_a
         ip: None,
     };
     app.store
-        .create_session(&expired, expired.created_at, &|_| Vec::new())
+        .create_session(&expired, expired.created_at, &|_| Vec::new(), None)
         .await
         .unwrap();
     let later = now + time::Duration::seconds(1);
