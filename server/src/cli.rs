@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::{shutdown_signal, Application};
 use crate::audit::Event;
 use crate::config::{
-    Config, ConfigError, ServerArgs, SigningArgs, SigningConfig, StoreArgs, StoreConfig,
+    Config, ConfigError, LogFormat, ServerArgs, SigningArgs, SigningConfig, StoreArgs, StoreConfig,
 };
 use crate::store;
 use crate::users::{self, NewUser, Passwords};
@@ -40,6 +40,13 @@ pub enum Command {
     Keys(KeysCommand),
     /// Create or update the database schema, then exit.
     Migrate(StoreArgs),
+    /// Write a consistent copy of a SQLite store (running or not) to FILE, a new file.
+    /// PostgreSQL: use pg_dump or point-in-time recovery instead.
+    Backup {
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +123,16 @@ pub enum KeysCommand {
     },
 }
 
+impl Cli {
+    /// How this command's log lines are written.
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            Command::Serve(args) | Command::Demo(args) => args.log_format,
+            _ => LogFormat::from_env(),
+        }
+    }
+}
+
 /// A failure that `main` reports: a bad setting (exit code 2) or anything else (exit code 1).
 pub enum Failure {
     Setting(ConfigError),
@@ -146,6 +163,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             serve(config, true).await
         }
         Command::Migrate(args) => migrate(&args).await,
+        Command::Backup { file, store } => backup(&file, &store).await,
         Command::User(UserCommand::Add(args)) => add_user(args).await,
         Command::User(UserCommand::Passwd { username, store }) => {
             change_password(&username, &store).await
@@ -178,6 +196,24 @@ async fn migrate(args: &StoreArgs) -> Result<(), Failure> {
         .close()
         .await;
     println!("database schema is up to date");
+    Ok(())
+}
+
+async fn backup(file: &std::path::Path, args: &StoreArgs) -> Result<(), Failure> {
+    let store = StoreConfig::from_args(args, DEFAULT_DATABASE_URL);
+    if store.url.starts_with("postgres:") || store.url.starts_with("postgresql:") {
+        return Err(anyhow::anyhow!(
+            "backup copies SQLite stores; for PostgreSQL use pg_dump or point-in-time recovery"
+        )
+        .into());
+    }
+    if file.exists() {
+        return Err(anyhow::anyhow!("{} exists; back up to a new file", file.display()).into());
+    }
+    let pages = store::backup_sqlite(&store.url, file)
+        .await
+        .context("backup failed")?;
+    println!("backup of {} pages written to {}", pages, file.display());
     Ok(())
 }
 

@@ -110,6 +110,9 @@ pub struct ServerArgs {
     /// Where users reach the web client, for links in mails; required with `TOLLGATE_SMTP_URL`.
     #[arg(long, env = "TOLLGATE_PUBLIC_URL", value_parser = public_url)]
     pub public_url: Option<String>,
+    /// `text` (colours only on a terminal) or `json` (one object per line, for log shippers).
+    #[arg(long, env = "TOLLGATE_LOG_FORMAT", default_value = "text", value_parser = log_format)]
+    pub log_format: LogFormat,
     /// How long audit events are kept, or `off` to record none.
     #[arg(long, env = "TOLLGATE_AUDIT_RETENTION", default_value = "90d", value_parser = audit_retention)]
     pub audit_retention: AuditRetention,
@@ -275,6 +278,26 @@ pub struct Proxies(pub Vec<IpNet>);
 
 #[derive(Debug, Clone, Default)]
 pub struct Secrets(pub Vec<Secret>);
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// `TOLLGATE_LOG_FORMAT` for commands without server settings; text unless it says json.
+    pub fn from_env() -> LogFormat {
+        match std::env::var("TOLLGATE_LOG_FORMAT")
+            .as_deref()
+            .map(str::trim)
+        {
+            Ok("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        }
+    }
+}
 
 /// How long audit events are kept; None records none.
 #[derive(Debug, Clone, Copy)]
@@ -586,6 +609,14 @@ fn secrets(value: &str) -> Result<Secrets, String> {
         .map(Secrets)
 }
 
+fn log_format(value: &str) -> Result<LogFormat, String> {
+    match value.trim() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("{value:?} is neither text nor json")),
+    }
+}
+
 fn signup(value: &str) -> Result<bool, String> {
     match value.trim() {
         "open" => Ok(true),
@@ -693,6 +724,7 @@ mod tests {
             (&["--access-ttl", "soon"][..], "TOLLGATE_ACCESS_TTL"),
             (&["--refresh-ttl", "0s"], "TOLLGATE_REFRESH_TTL"),
             (&["--signup", "maybe"], "TOLLGATE_SIGNUP"),
+            (&["--log-format", "xml"], "TOLLGATE_LOG_FORMAT"),
             (&["--smtp-url", "mail.example.com"], "TOLLGATE_SMTP_URL"),
             (&["--mail-from", "not an address"], "TOLLGATE_MAIL_FROM"),
             (&["--public-url", "example.com"], "TOLLGATE_PUBLIC_URL"),

@@ -429,6 +429,15 @@ impl Default for StoreOptions {
     }
 }
 
+/// `tollgate backup`: a consistent copy of a running SQLite store at `target` (see
+/// `sqlite::backup`); its size in pages.
+pub async fn backup_sqlite(url: &str, target: &std::path::Path) -> StoreResult<i32> {
+    let (url, target) = (url.to_owned(), target.to_owned());
+    tokio::task::spawn_blocking(move || sqlite::backup(&url, &target))
+        .await
+        .map_err(|error| StoreError::Unavailable(error.into()))?
+}
+
 /// Opens the store named by `url` (`sqlite:…` or `postgres:…`) and migrates it.
 pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
     sqlx::any::install_default_drivers();

@@ -229,6 +229,45 @@ async fn commit_together(
     Ok(stamps)
 }
 
+/// Writes a consistent copy of the SQLite database at `url` to `target`, while it may be in
+/// use: SQLite's online backup, in one step, so that it reads one snapshot (in WAL mode
+/// writers go on meanwhile). The copy is written beside `target` and renamed into place once
+/// it is complete and on disk (the caller makes sure that no `target` exists). Returns its size
+/// in pages.
+pub fn backup(url: &str, target: &std::path::Path) -> StoreResult<i32> {
+    let source_path = SqliteConnectOptions::from_str(url)?
+        .get_filename()
+        .to_path_buf();
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let source = Connection::open_with_flags(&source_path, flags)?;
+    source.busy_timeout(Duration::from_secs(30))?;
+    let partial = target.with_file_name(format!(
+        ".{}.partial",
+        target
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let _ = std::fs::remove_file(&partial);
+    let pages = {
+        let mut copy = Connection::open(&partial)?;
+        let backup = rusqlite::backup::Backup::new(&source, &mut copy)?;
+        loop {
+            // -1: every page in one step, from one snapshot of the source.
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => break,
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        backup.progress().pagecount
+    };
+    let on_disk = std::fs::File::open(&partial).and_then(|file| file.sync_all());
+    on_disk
+        .and_then(|()| std::fs::rename(&partial, target))
+        .map_err(|error| StoreError::Unavailable(error.into()))?;
+    Ok(pages)
+}
+
 /// `url` with its `mode` parameter set, unless the URL sets one itself.
 fn with_mode(url: &str, mode: &str) -> String {
     if url.contains("mode=") {

@@ -403,3 +403,134 @@ async fn roles_and_the_disabled_state_are_managed_from_the_command_line() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nobody"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_during_a_refresh_storm_opens_checks_and_serves_its_sessions() {
+    let database = fresh_database_url().await;
+    let target = std::env::temp_dir().join(format!("tollgate-backup-{}.db", uuid::Uuid::new_v4()));
+    if backend() == Backend::Postgres {
+        let output = tollgate()
+            .args(["backup", target.to_str().unwrap()])
+            .env("TOLLGATE_DATABASE_URL", &database)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"));
+        assert!(!target.exists());
+        return;
+    }
+    let server = Server::start(&database, "demo");
+    // Signed in before the backup and left alone: the copy holds its current generation.
+    let idle = server.login_ok("user2").await;
+    let mut storm = Vec::new();
+    for _ in 0..4 {
+        let mut refresh_token = token(&server.login_ok("user1").await, "refreshToken");
+        let (client, url) = (
+            server.client.clone(),
+            format!("{}/api/refresh-token", server.address),
+        );
+        storm.push(tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+            let mut rotations = 0;
+            while std::time::Instant::now() < deadline {
+                let response = client
+                    .post(&url)
+                    .json(&serde_json::json!({ "refreshToken": refresh_token }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                let pair: serde_json::Value = response.json().await.unwrap();
+                refresh_token = token(&pair, "refreshToken");
+                rotations += 1;
+            }
+            rotations
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let backup = tollgate()
+        .args(["backup", target.to_str().unwrap()])
+        .env("TOLLGATE_DATABASE_URL", &database)
+        .output()
+        .unwrap();
+    assert!(
+        backup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    let mut rotations = 0;
+    for chain in storm {
+        rotations += chain.await.unwrap();
+    }
+    assert!(
+        rotations > 20,
+        "a storm, not a drizzle: {rotations} rotations"
+    );
+    // Never over an existing file.
+    let again = tollgate()
+        .args(["backup", target.to_str().unwrap()])
+        .env("TOLLGATE_DATABASE_URL", &database)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+
+    let copy = format!("sqlite://{}", target.display());
+    {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut connection = sqlx::AnyConnection::connect(&copy).await.unwrap();
+        let (check,): (String,) = sqlx::query_as("PRAGMA integrity_check")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(check, "ok");
+        let _ = connection.close().await;
+    }
+    let restored = Server::start(&copy, "serve");
+    let access = token(&idle, "accessToken");
+    assert_eq!(
+        restored.get("/api/job-list", &access).await.status(),
+        StatusCode::OK,
+        "the copy holds the signing keys"
+    );
+    assert_eq!(
+        restored
+            .refresh(&token(&idle, "refreshToken"))
+            .await
+            .status(),
+        StatusCode::OK,
+        "and the session, at the generation it had"
+    );
+    let _ = std::fs::remove_file(&target);
+}
+
+#[tokio::test]
+async fn logs_have_no_escape_codes_off_a_terminal_and_are_json_lines_on_request() {
+    let mut text = Server::start(&fresh_database_url().await, "demo");
+    assert_eq!(text.login_ok("user1").await["user"]["username"], "user1");
+    text.terminate();
+    let log = text.log_text();
+    assert!(log.contains("listening on"), "{log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in a file: {log:?}");
+
+    let mut json = Server::start_with(
+        &fresh_database_url().await,
+        "demo",
+        &["--log-format", "json"],
+    );
+    assert_eq!(json.login_ok("user1").await["user"]["username"], "user1");
+    json.terminate();
+    let log = json.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+        .collect();
+    assert!(lines.len() >= 3, "{log}");
+    assert!(lines
+        .iter()
+        .all(|line| line["level"].is_string() && line["timestamp"].is_string()));
+    assert!(lines.iter().any(|line| line["fields"]["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("listening on"))));
+}

@@ -166,8 +166,18 @@ async fn a_password_change_from_the_command_line_reaches_the_running_server() {
         .spawn()
         .unwrap();
     writeln!(passwd.stdin.take().unwrap(), "a new password").unwrap();
-    let status = passwd.wait().unwrap();
-    assert!(status.success());
+    // Waited for off the runtime: the app under test runs on it, and blocking it could stop
+    // the app between the statements of a write (its audit log's) while the command line
+    // waits for that write to end.
+    let output = tokio::task::spawn_blocking(move || passwd.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let took = refused_within_bound(&app, &access).await;
     eprintln!("a revocation by another process was seen after {took:?}");
 }
