@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{BoxError, Router};
@@ -27,6 +27,7 @@ use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 pub use account::job_list_response;
 pub use error::ApiError;
@@ -198,10 +199,13 @@ async fn around_every_request(request: Request, next: Next) -> Response {
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
+    let id = request_id(request.headers());
+    // Every line logged while the request is handled names it.
+    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
     let mut response = if header_size > HEADER_LIMIT {
         ApiError::HeadersTooLarge.into_response()
     } else {
-        next.run(request).await
+        next.run(request).instrument(span).await
     };
     let route = route.as_ref().map_or("fallback", MatchedPath::as_str);
     let (requests, duration) = REQUEST_METRICS.handles(method, route, response.status().as_u16());
@@ -211,7 +215,28 @@ async fn around_every_request(request: Request, next: Next) -> Response {
     for (name, value) in &SECURITY_HEADERS {
         headers.entry(name).or_insert_with(|| value.clone());
     }
+    headers.insert(REQUEST_ID, id);
     response
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The client's (or its proxy's) `X-Request-Id` when it is a plausible id: 1 to 128 letters,
+/// digits, `-`, `_`, `.` or `:`, nothing that could forge a log line. Otherwise a new one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let plausible = |id: &&HeaderValue| {
+        let bytes = id.as_bytes();
+        (1..=128).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    };
+    if let Some(id) = headers.get(REQUEST_ID).filter(plausible) {
+        return id.clone();
+    }
+    let mut generated = [0u8; 32];
+    let generated = uuid::Uuid::new_v4().simple().encode_lower(&mut generated);
+    HeaderValue::from_str(generated).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 /// `http_requests_total` and `http_request_duration_seconds` by method, route and status,

@@ -520,6 +520,15 @@ async fn logs_have_no_escape_codes_off_a_terminal_and_are_json_lines_on_request(
         &["--log-format", "json"],
     );
     assert_eq!(json.login_ok("user1").await["user"]["username"], "user1");
+    let refused = json
+        .client
+        .post(format!("{}/api/refresh-token", json.address))
+        .header("x-request-id", "trace-me-123")
+        .json(&serde_json::json!({ "refreshToken": "not a token" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.headers()["x-request-id"], "trace-me-123");
     json.terminate();
     let log = json.log_text();
     let lines: Vec<serde_json::Value> = log
@@ -533,4 +542,10 @@ async fn logs_have_no_escape_codes_off_a_terminal_and_are_json_lines_on_request(
     assert!(lines.iter().any(|line| line["fields"]["message"]
         .as_str()
         .is_some_and(|m| m.starts_with("listening on"))));
+    // A line logged while a request is handled names the request.
+    let refused = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "refresh refused")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(refused["span"]["request_id"], "trace-me-123", "{refused}");
 }

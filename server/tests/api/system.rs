@@ -220,3 +220,49 @@ async fn scrapes_never_query_the_store_and_the_gauge_follows_the_background_task
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_the_clients_when_it_is_plausible() {
+    let app = spawn_app().await;
+    let with = |id: &'static str| {
+        app.client
+            .get(app.url("/healthz"))
+            .header("x-request-id", id)
+            .send()
+    };
+    let echoed = with("req-42_a.b:c").await.unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "req-42_a.b:c");
+    for forged in ["two words", "line\u{0}break", ""] {
+        let replaced = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", forged.replace('\u{0}', "%00"))
+            .send()
+            .await
+            .unwrap();
+        let id = replaced.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{forged:?}: {id}"
+        );
+    }
+    let too_long = "x".repeat(129);
+    let replaced = app
+        .client
+        .get(app.url("/api/nothing"))
+        .header("x-request-id", &too_long)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status(), StatusCode::NOT_FOUND);
+    assert_eq!(replaced.headers()["x-request-id"].len(), 32);
+    let first = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let second = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_ne!(
+        first.headers()["x-request-id"],
+        second.headers()["x-request-id"]
+    );
+}
