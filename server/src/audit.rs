@@ -71,6 +71,26 @@ impl Event {
         self.detail = Some(detail.into());
         self
     }
+
+    /// The row this event becomes, seen from `client` and stamped now.
+    pub fn stamped(self, client: &Client) -> AuditRecord {
+        AuditRecord {
+            id: 0,
+            at: OffsetDateTime::now_utc(),
+            event: self.event.to_owned(),
+            outcome: self.outcome.to_owned(),
+            user_id: self.user_id,
+            username: self.username.as_deref().map(printable),
+            session_id: self.session_id,
+            ip: client.ip.clone(),
+            user_agent: client
+                .user_agent
+                .as_deref()
+                .map(|agent| printable(truncated(agent, MAX_USER_AGENT))),
+            actor_id: self.actor_id,
+            detail: self.detail.as_deref().map(printable),
+        }
+    }
 }
 
 #[allow(
@@ -111,23 +131,11 @@ impl Audit {
         let Some(queue) = &self.queue else {
             return;
         };
-        let record = AuditRecord {
-            id: 0,
-            at: OffsetDateTime::now_utc(),
-            event: event.event.to_owned(),
-            outcome: event.outcome.to_owned(),
-            user_id: event.user_id,
-            username: event.username.as_deref().map(printable),
-            session_id: event.session_id,
-            ip: client.ip.clone(),
-            user_agent: client
-                .user_agent
-                .as_deref()
-                .map(|agent| printable(truncated(agent, MAX_USER_AGENT))),
-            actor_id: event.actor_id,
-            detail: event.detail.as_deref().map(printable),
-        };
-        if queue.send(Message::Record(record)).await.is_err() {
+        if queue
+            .send(Message::Record(event.stamped(client)))
+            .await
+            .is_err()
+        {
             tracing::error!("audit writer stopped; event not recorded");
         }
     }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{shutdown_signal, Application};
-use crate::audit::Event;
+use crate::audit::{Client, Event};
 use crate::config::{
     Config, ConfigError, LogFormat, ServerArgs, SigningArgs, SigningConfig, StoreArgs, StoreConfig,
 };
@@ -356,20 +356,11 @@ async fn find_user(store: &dyn store::Store, username: &str) -> anyhow::Result<s
 
 /// Records what the command line did: written at once, the process ends next.
 async fn audit(store: &dyn store::Store, event: Event) -> anyhow::Result<()> {
-    let record = store::AuditRecord {
-        id: 0,
-        at: time::OffsetDateTime::now_utc(),
-        event: event.event.to_owned(),
-        outcome: event.outcome.to_owned(),
-        user_id: event.user_id,
-        username: event.username,
-        session_id: None,
+    let command_line = Client {
         ip: None,
         user_agent: Some("tollgate command line".into()),
-        actor_id: None,
-        detail: event.detail,
     };
-    store.insert_audit(&[record]).await?;
+    store.insert_audit(&[event.stamped(&command_line)]).await?;
     Ok(())
 }
 

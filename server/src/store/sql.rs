@@ -104,11 +104,12 @@ fn storable(text: &str) -> bool {
     !text.contains('\0')
 }
 
-/// Revokes the user's live sessions, but `keep` (a session id), in `tx`; their ids.
-async fn revoke_sessions_in(
-    tx: &mut Transaction<'static, Any>,
+/// Revokes the user's live sessions but `keep` on `executor` (a pool or a transaction); their
+/// ids.
+async fn revoke_sessions_in<'c>(
+    executor: impl sqlx::Executor<'c, Database = Any>,
     user_id: Uuid,
-    keep: Option<&str>,
+    keep: Option<Uuid>,
     now: OffsetDateTime,
 ) -> StoreResult<Vec<Uuid>> {
     let revoked: Vec<(String,)> = sqlx::query_as(sql!(
@@ -118,8 +119,8 @@ async fn revoke_sessions_in(
     ))
     .bind(user_id.to_string())
     .bind(to_millis(now))
-    .bind(keep.unwrap_or(""))
-    .fetch_all(&mut **tx)
+    .bind(keep.map(|sid| sid.to_string()).unwrap_or_default())
+    .fetch_all(executor)
     .await?;
     revoked.iter().map(|(id,)| parse_uuid(id)).collect()
 }
@@ -423,8 +424,7 @@ impl<B: SqlBackend> Store for B {
         if updated == 0 {
             return Ok(None);
         }
-        let keep = keep.map(|sid| sid.to_string()).unwrap_or_default();
-        let revoked = revoke_sessions_in(&mut tx, id, Some(&keep), now).await?;
+        let revoked = revoke_sessions_in(&mut *tx, id, keep, now).await?;
         forget_password_resets_in(&mut tx, id).await?;
         tx.commit().await?;
         Ok(Some(revoked))
@@ -511,7 +511,7 @@ impl<B: SqlBackend> Store for B {
         }
         let revoked = if disabled {
             forget_password_resets_in(&mut tx, id).await?;
-            revoke_sessions_in(&mut tx, id, None, now).await?
+            revoke_sessions_in(&mut *tx, id, None, now).await?
         } else {
             Vec::new()
         };
@@ -521,7 +521,7 @@ impl<B: SqlBackend> Store for B {
 
     async fn delete_user(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<Option<Vec<Uuid>>> {
         let mut tx = self.sql().writer.begin().await?;
-        let revoked = revoke_sessions_in(&mut tx, id, None, now).await?;
+        let revoked = revoke_sessions_in(&mut *tx, id, None, now).await?;
         let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -600,7 +600,7 @@ impl<B: SqlBackend> Store for B {
             return Ok(None);
         }
         let user_id = parse_uuid(&user_id)?;
-        let revoked = revoke_sessions_in(&mut tx, user_id, None, now).await?;
+        let revoked = revoke_sessions_in(&mut *tx, user_id, None, now).await?;
         forget_password_resets_in(&mut tx, user_id).await?;
         tx.commit().await?;
         Ok(Some((user_id, revoked)))
@@ -749,17 +749,7 @@ impl<B: SqlBackend> Store for B {
         keep: Option<Uuid>,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Uuid>> {
-        let revoked: Vec<(String,)> = sqlx::query_as(sql!(
-            "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND ",
-            LIVE,
-            " AND id <> $3 RETURNING id"
-        ))
-        .bind(user_id.to_string())
-        .bind(to_millis(now))
-        .bind(keep.map(|sid| sid.to_string()).unwrap_or_default())
-        .fetch_all(&self.sql().writer)
-        .await?;
-        revoked.iter().map(|(id,)| parse_uuid(id)).collect()
+        revoke_sessions_in(&self.sql().writer, user_id, keep, now).await
     }
 
     async fn live_sessions_of(
