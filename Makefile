@@ -7,13 +7,17 @@ NPM ?= npm
 TOLLGATE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TOLLGATE_TEST_DATABASE_URL
 
-.PHONY: run web test lint audit test-server test-node test-web node chromium bench
+.PHONY: run release web test lint audit test-server test-node test-web node chromium bench
 
-run: web
-	$(CARGO) run --release --bin tollgate -- demo
+run: release
+	./target/release/tollgate demo
+
+# One file to deploy: target/release/tollgate with the web client inside it.
+release: web
+	$(CARGO) build --release -p tollgate --features embed-web
 
 # The Angular library (web/dist/tollgate-angular, an npm package), then the client that uses
-# it, built into web/dist/tollgate-web/browser, where `tollgate` serves it from.
+# it, built into web/dist/tollgate-web/browser, which `make release` puts into the binary.
 web: web/node_modules
 	cd web && npx ng build tollgate-angular && npx ng build tollgate-web
 
@@ -58,8 +62,9 @@ test-node: node
 	cd clients/node && $(NPM) test
 
 # Unit tests (Vitest) of the library and the client, then end-to-end tests against a real
-# `tollgate demo` in Chromium, among them the library installed into a new Angular app.
-test-web: web chromium
+# `tollgate demo` in Chromium, among them the library installed into a new Angular app and the
+# release binary alone in an empty directory.
+test-web: web release chromium
 	cd web && npx ng test tollgate-angular --watch=false && npx ng test tollgate-web --watch=false
 	# The debug `tollgate` the server tests use (same features, so nothing is rebuilt).
 	$(CARGO) test --workspace --no-run

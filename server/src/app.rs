@@ -11,7 +11,8 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceExt;
@@ -19,18 +20,23 @@ use tower::ServiceExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::audit::Audit;
-use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::config::{Config, ConfigError};
+use crate::http::{self, AppState, Shared, WebClient};
 use crate::mail::{MailError, Mailer};
 use crate::sessions::{AuthError, LoginLimiter, SessionPolicy, Sessions};
 use crate::store::{self, Store, StoreError};
+use crate::tls::Certificates;
 use crate::tokens::{Lifetimes, TokenError, Tokens};
 use crate::users::{Accounts, Passwords, UserError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// A setting that names a file which cannot be used (TLS, the web client's directory).
+    #[error(transparent)]
+    Setting(#[from] ConfigError),
     #[error("cannot open the store")]
     Store(#[from] StoreError),
     #[error("cannot load the signing keys")]
@@ -51,11 +57,15 @@ pub enum StartError {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    tls: Option<Arc<Certificates>>,
 }
 
 impl Application {
     /// Opens the store, loads keys and binds the listener; `addr` port 0 picks a free port.
     pub async fn build(config: Config) -> Result<Application, StartError> {
+        // Files first: a wrong path stops the start before anything is opened.
+        let tls = config.tls.clone().map(Certificates::load).transpose()?;
+        let web = WebClient::new(config.web_dir.as_deref())?;
         let store = store::connect(&config.store.url, &config.store.options).await?;
         let lifetimes = Lifetimes {
             access: config.access_ttl,
@@ -125,20 +135,31 @@ impl Application {
                 addr: config.addr,
                 source,
             })?;
-        let state = AppState::new(
-            Arc::new(config),
+        let state = AppState::new(Shared {
+            config: Arc::new(config),
             store,
             tokens,
             sessions,
             accounts,
             login_limiter,
-            metrics_handle(),
-        );
-        Ok(Application { listener, state })
+            metrics: metrics_handle(),
+            web,
+        });
+        Ok(Application {
+            listener,
+            state,
+            tls,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or(self.state.config.addr)
+    }
+
+    /// `https://` and the address when serving TLS, else `http://` and the address.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr())
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -150,7 +171,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let Application { listener, state } = self;
+        let Application {
+            listener,
+            state,
+            tls,
+        } = self;
+        let acceptor = tls.as_ref().map(Certificates::acceptor);
+        let renewals = tls.map(|certificates| tokio::spawn(certificates.watch()));
         let maintenance = tokio::spawn(maintain(state.clone()));
         let follower = tokio::spawn(follow_revocations(state.clone()));
         let upkeep = tokio::spawn(metrics_upkeep(
@@ -160,7 +187,10 @@ impl Application {
         let store = state.store.clone();
         let timeout = state.config.request_timeout;
         let audit = state.accounts.audit().clone();
-        serve(listener, http::router(state), timeout, shutdown).await;
+        serve(listener, http::router(state), acceptor, timeout, shutdown).await;
+        if let Some(renewals) = renewals {
+            renewals.abort();
+        }
         // Events of the last requests reach the store before it closes.
         if tokio::time::timeout(timeout, audit.flush()).await.is_err() {
             tracing::warn!("audit events still queued at shutdown; not all were written");
@@ -175,19 +205,32 @@ impl Application {
     }
 }
 
-/// Serves HTTP/1.1 until `shutdown`, then lets open requests finish (for at most `timeout`).
-/// A connection that does not send its headers within `timeout` is closed (slow clients).
+/// Serves until `shutdown`, then lets open requests finish (for at most `timeout`): HTTP/1.1,
+/// or over TLS HTTP/2 and HTTP/1.1 as the client's ALPN asks. A connection that does not finish
+/// its TLS handshake or send its headers within `timeout` is closed (slow clients).
 async fn serve(
     listener: TcpListener,
     app: Router,
+    tls: Option<TlsAcceptor>,
     timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
         .max_buf_size(http::HEADER_LIMIT * 4);
+    let mut either = auto::Builder::new(TokioExecutor::new());
+    either
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .max_buf_size(http::HEADER_LIMIT * 4);
+    either
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(http::HEADER_LIMIT as u32 * 4);
+    let either = Arc::new(either);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -203,21 +246,41 @@ async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = app
-            .clone()
-            .map_request(move |mut request: hyper::Request<Incoming>| {
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request.map(Body::new)
+            },
+        ));
+        let watcher = graceful.watcher();
+        let Some(acceptor) = &tls else {
+            let connection = watcher.watch(http1.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(
+                        error = &error as &dyn Error,
+                        "connection ended with an error"
+                    );
+                }
             });
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+            continue;
+        };
+        let (acceptor, either) = (acceptor.clone(), either.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(
-                    error = &error as &dyn Error,
-                    "connection ended with an error"
-                );
+            let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(error = &error as &dyn Error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake not finished in time");
+                    return;
+                }
+            };
+            let connection = either.serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(error = &*error, "connection ended with an error");
             }
         });
     }

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::{shutdown_signal, Application};
+use crate::app::{shutdown_signal, Application, StartError};
 use crate::audit::{Client, Event};
 use crate::config::{
     Config, ConfigError, LogFormat, ServerArgs, SigningArgs, SigningConfig, StoreArgs, StoreConfig,
@@ -393,8 +393,14 @@ async fn open_store(args: &StoreArgs) -> Result<std::sync::Arc<dyn store::Store>
 }
 
 async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
-    tracing::info!(database = %redact_url(&config.store.url), alg = ?config.signing.algorithm, "starting");
-    let app = Application::build(config).await?;
+    let database = redact_url(&config.store.url);
+    let algorithm = config.signing.algorithm;
+    let app = Application::build(config)
+        .await
+        .map_err(|error| match error {
+            StartError::Setting(setting) => Failure::Setting(setting),
+            other => other.into(),
+        })?;
     if demo {
         let passwords = Passwords::new().await?;
         let added = users::seed_demo(app.store().as_ref(), &passwords).await?;
@@ -403,7 +409,7 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
             "demo users user1, user2, user3 (password \"password\") ready"
         );
     }
-    tracing::info!("listening on http://{}", app.local_addr());
+    tracing::info!(%database, alg = ?algorithm, "listening on {}", app.url());
     app.run_until(shutdown_signal())
         .await
         .context("server failed")?;

@@ -16,6 +16,7 @@ use jsonwebtoken::Algorithm;
 
 use crate::sessions::{SessionLimit, SessionLimitPolicy};
 use crate::store::StoreOptions;
+use crate::tls::TlsFiles;
 
 /// The settings of `serve` and `demo`.
 #[derive(Debug, Clone, Args)]
@@ -64,13 +65,17 @@ pub struct ServerArgs {
     /// Comma-separated origins allowed by CORS, such as `http://localhost:4200`.
     #[arg(long, env = "TOLLGATE_CORS_ORIGINS", default_value = "", value_parser = origins)]
     pub cors_origins: Origins,
-    /// Directory of the built web client.
-    #[arg(
-        long,
-        env = "TOLLGATE_WEB_DIR",
-        default_value = "web/dist/tollgate-web/browser"
-    )]
-    pub web_dir: PathBuf,
+    /// Directory of a built web client to serve instead of the one inside the binary (client
+    /// development); its files are sent with `Cache-Control: no-cache`.
+    #[arg(long, env = "TOLLGATE_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// PEM file of the TLS certificate chain, leaf first; with `TOLLGATE_TLS_KEY`, `serve`
+    /// speaks HTTPS (HTTP/2 and HTTP/1.1). Both files are read again when they change.
+    #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "TOLLGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Comma-separated proxies (IPs or CIDR ranges) whose `X-Forwarded-For` is believed.
     #[arg(long, env = "TOLLGATE_TRUSTED_PROXIES", default_value = "", value_parser = proxies)]
     pub trusted_proxies: Proxies,
@@ -200,7 +205,7 @@ impl fmt::Display for ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &str, flag: &str, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn new(variable: &str, flag: &str, message: impl Into<String>) -> ConfigError {
         ConfigError {
             variable: variable.to_owned(),
             flag: flag.to_owned(),
@@ -323,7 +328,8 @@ pub struct Config {
     pub issuer: String,
     pub audience: String,
     pub cors_origins: Vec<HeaderValue>,
-    pub web_dir: PathBuf,
+    pub web_dir: Option<PathBuf>,
+    pub tls: Option<TlsFiles>,
     pub trusted_proxies: Vec<IpNet>,
     pub request_timeout: Duration,
     pub sweep_interval: Duration,
@@ -364,6 +370,13 @@ impl Config {
             audience: args.audience.clone(),
             cors_origins: args.cors_origins.0.clone(),
             web_dir: args.web_dir.clone(),
+            tls: match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
             trusted_proxies: args.trusted_proxies.0.clone(),
             request_timeout: args.request_timeout,
             sweep_interval: args.sweep_interval,

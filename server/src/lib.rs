@@ -9,5 +9,6 @@ pub mod http;
 pub mod mail;
 pub mod sessions;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod users;

@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
 /// (a terminal), never escape codes in files and log shippers; or one JSON object per line.
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn,memory_serve=warn"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -16,5 +16,6 @@ mod api {
     mod revocation;
     mod sessions;
     mod system;
+    mod tls;
     mod tokens;
 }

@@ -22,10 +22,11 @@ async function freePort() {
 }
 
 /**
- * `tollgate demo` on a fresh database and a free port, with flags overridden by `flags`; `{url}`
- * in a flag's value stands for the server's own URL.
+ * `tollgate demo` on a fresh database and a free port, with flags overridden by `flags` (`null`
+ * leaves a flag out); `{url}` in a flag's value stands for the server's own URL. `options` may
+ * name another binary and the directory it runs in.
  */
-export async function startServer(flags = {}) {
+export async function startServer(flags = {}, options = {}) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const settings = {
@@ -35,8 +36,17 @@ export async function startServer(flags = {}) {
     '--login-rate': 'off',
     ...flags,
   };
-  const args = ['demo', ...Object.entries(settings).flatMap(([flag, value]) => [flag, value.replace('{url}', url)])];
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH } });
+  const args = [
+    'demo',
+    ...Object.entries(settings)
+      .filter(([, value]) => value !== null)
+      .flatMap(([flag, value]) => [flag, value.replace('{url}', url)]),
+  ];
+  const child = spawn(options.binary ?? binary, args, {
+    cwd: options.cwd,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { PATH: process.env.PATH },
+  });
   let log = '';
   child.stderr.on('data', (chunk) => (log += chunk));
   const deadline = Date.now() + 30_000;

@@ -9,6 +9,7 @@ mod revocation;
 mod system;
 mod users;
 mod views;
+mod web;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -18,19 +19,18 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
 use metrics::{Counter, Histogram, Label};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
-use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
 pub use account::job_list_response;
 pub use error::ApiError;
+pub use web::WebClient;
 
 use crate::config::Config;
 use crate::sessions::{LoginLimiter, Sessions};
@@ -60,8 +60,7 @@ pub struct Shared {
     pub accounts: Arc<Accounts>,
     pub login_limiter: Option<Arc<LoginLimiter>>,
     pub metrics: PrometheusHandle,
-    /// The built client, when there is one.
-    spa: Option<ServeDir<ServeFile>>,
+    pub web: WebClient,
 }
 
 impl std::ops::Deref for AppState {
@@ -73,29 +72,8 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(
-        config: Arc<Config>,
-        store: Arc<dyn Store>,
-        tokens: Arc<Tokens>,
-        sessions: Arc<Sessions>,
-        accounts: Arc<Accounts>,
-        login_limiter: Option<Arc<LoginLimiter>>,
-        metrics: PrometheusHandle,
-    ) -> Self {
-        let index = config.web_dir.join("index.html");
-        let spa = index
-            .is_file()
-            .then(|| ServeDir::new(&config.web_dir).fallback(ServeFile::new(index)));
-        AppState(Arc::new(Shared {
-            config,
-            store,
-            tokens,
-            sessions,
-            accounts,
-            login_limiter,
-            metrics,
-            spa,
-        }))
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
     }
 }
 
@@ -152,18 +130,8 @@ async fn spa_or_not_found(State(state): State<AppState>, request: Request) -> Re
     if is_api || !is_read {
         return ApiError::NotFound.into_response();
     }
-    match &state.spa {
-        Some(spa) => match spa.clone().oneshot(request).await {
-            Ok(response) => response.into_response(),
-            Err(never) => match never {},
-        },
-        None => Html(PLACEHOLDER_PAGE).into_response(),
-    }
+    state.web.serve(request).await
 }
-
-const PLACEHOLDER_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Tollgate</title>\
-<h1>Tollgate</h1><p>The API is at <code>/api</code>; its description at \
-<a href=/api/openapi.json>/api/openapi.json</a>. The web client has not been built.</p>";
 
 /// Every response gets these unless its handler set its own. One function rather than a
 /// `SetResponseHeaderLayer` each: every layer is cloned and wrapped for every request.

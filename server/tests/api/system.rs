@@ -104,6 +104,7 @@ async fn unknown_api_paths_are_404_problems_and_client_routes_get_the_app() {
     )
     .unwrap();
     std::fs::write(web.join("main.js"), "console.log('app')").unwrap();
+    std::fs::write(web.join("chunk-ABCDEFGH.js"), "export {}").unwrap();
     let app = spawn_app_with(&["--web-dir", web.to_str().unwrap()]).await;
     problem(
         app.client
@@ -128,8 +129,33 @@ async fn unknown_api_paths_are_404_problems_and_client_routes_get_the_app() {
         );
     }
     let script = app.client.get(app.url("/main.js")).send().await.unwrap();
+    // Only a name carrying its content's hash may be kept without asking again.
+    assert_eq!(script.headers()["cache-control"], "no-cache");
+    let chunk = app
+        .client
+        .get(app.url("/chunk-ABCDEFGH.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        chunk.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let page = app.client.get(app.url("/profile")).send().await.unwrap();
+    assert_eq!(page.headers()["cache-control"], "no-cache");
     assert!(script.text().await.unwrap().contains("console.log"));
+    // A missing file is a 404, not the app's page under a script's name.
+    for missing in ["/main-4KQ7XZ2B.js", "/favicon.ico", "/media/font.woff2"] {
+        let response = app.client.get(app.url(missing)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{missing}");
+    }
     std::fs::remove_dir_all(web).unwrap();
+
+    // Without a directory, a binary built without the client says where the API is.
+    let bare = spawn_app().await;
+    let page = bare.client.get(bare.url("/profile")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("/api/openapi.json"));
 }
 
 #[tokio::test]

@@ -129,8 +129,6 @@ pub async fn spawn_app_on(database: &str, extra: &[&str]) -> TestApp {
         database,
         "--login-rate",
         "off",
-        "--web-dir",
-        "/nonexistent",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -149,7 +147,7 @@ async fn start(flags: Vec<String>) -> TestApp {
         .expect("test flags parse");
     let config = Config::from_args(&parsed.args, "unused").expect("test config is valid");
     let app = Application::build(config).await.expect("app starts");
-    let address = format!("http://{}", app.local_addr());
+    let address = app.url();
     let store = app.store();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
