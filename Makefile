@@ -27,9 +27,11 @@ web/node_modules: web/package-lock.json
 
 test: lint audit test-server test-node test-web
 
-lint: web/node_modules
+# The embedded client's code is compiled only with `embed-web`, which needs the built client.
+lint: web
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy -p tollgate --features embed-web -- -D warnings
 	cd web && npx ng lint
 
 # Known advisories in the locked dependencies. This workplace cannot fetch the RustSec database,

@@ -1,6 +1,7 @@
 //! With the `embed-web` feature, the built web client goes into the binary.
 
 fn main() {
+    println!("cargo::rerun-if-changed=build.rs");
     #[cfg(feature = "embed-web")]
     embed_web();
 }

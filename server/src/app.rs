@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderValue};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceExt;
@@ -20,6 +20,7 @@ use tower::ServiceExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::audit::Audit;
@@ -205,9 +206,13 @@ impl Application {
     }
 }
 
+/// Browsers that reached us over HTTPS keep to it for two years.
+const STRICT_TRANSPORT_SECURITY: HeaderValue = HeaderValue::from_static("max-age=63072000");
+
 /// Serves until `shutdown`, then lets open requests finish (for at most `timeout`): HTTP/1.1,
-/// or over TLS HTTP/2 and HTTP/1.1 as the client's ALPN asks. A connection that does not finish
-/// its TLS handshake or send its headers within `timeout` is closed (slow clients).
+/// or over TLS HTTP/2 or HTTP/1.1 as the client's ALPN chose. A connection that does not finish
+/// its TLS handshake within `timeout`, does not send a request's headers within it (HTTP/1.1),
+/// or sends nothing for that long (HTTP/2) is closed: slow and idle clients hold nothing.
 async fn serve(
     listener: TcpListener,
     app: Router,
@@ -220,17 +225,12 @@ async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
         .max_buf_size(http::HEADER_LIMIT * 4);
-    let mut either = auto::Builder::new(TokioExecutor::new());
-    either
-        .http1()
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    // Above the 431 limit, so that the middleware answers with a problem rather than hyper
+    // with a reset stream.
+    http2
         .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
-        .max_buf_size(http::HEADER_LIMIT * 4);
-    either
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(http::HEADER_LIMIT as u32 * 4);
-    let either = Arc::new(either);
+        .max_header_list_size(http::HEADER_LIMIT as u32 * 2);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -246,26 +246,26 @@ async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone().map_request(
-            move |mut request: hyper::Request<Incoming>| {
+        let app = app
+            .clone()
+            .map_request(move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request.map(Body::new)
-            },
-        ));
+            });
         let watcher = graceful.watcher();
         let Some(acceptor) = &tls else {
-            let connection = watcher.watch(http1.serve_connection(TokioIo::new(stream), service));
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(
-                        error = &error as &dyn Error,
-                        "connection ended with an error"
-                    );
-                }
-            });
+            let connection =
+                http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+            tokio::spawn(log_end(watcher.watch(connection)));
             continue;
         };
-        let (acceptor, either) = (acceptor.clone(), either.clone());
+        let app = app.map_response(|mut response: axum::response::Response| {
+            response
+                .headers_mut()
+                .insert(header::STRICT_TRANSPORT_SECURITY, STRICT_TRANSPORT_SECURITY);
+            response
+        });
+        let (acceptor, http1, http2) = (acceptor.clone(), http1.clone(), http2.clone());
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => stream,
@@ -278,9 +278,16 @@ async fn serve(
                     return;
                 }
             };
-            let connection = either.serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(error = &*error, "connection ended with an error");
+            let service = TowerToHyperService::new(app);
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                // HTTP/2 reads all the time; reading nothing for `timeout` means idle.
+                let mut stream = TimeoutStream::new(stream);
+                stream.set_read_timeout(Some(timeout));
+                let io = TokioIo::new(Box::pin(stream));
+                log_end(watcher.watch(http2.serve_connection(io, service))).await;
+            } else {
+                let io = TokioIo::new(stream);
+                log_end(watcher.watch(http1.serve_connection(io, service))).await;
             }
         });
     }
@@ -290,6 +297,16 @@ async fn serve(
         .is_err()
     {
         tracing::warn!("requests still open after {timeout:?}; stopping anyway");
+    }
+}
+
+/// Runs a connection to its end; how it ended is for debugging only.
+async fn log_end(connection: impl Future<Output = Result<(), hyper::Error>>) {
+    if let Err(error) = connection.await {
+        tracing::debug!(
+            error = &error as &dyn Error,
+            "connection ended with an error"
+        );
     }
 }
 

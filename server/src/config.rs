@@ -66,7 +66,7 @@ pub struct ServerArgs {
     #[arg(long, env = "TOLLGATE_CORS_ORIGINS", default_value = "", value_parser = origins)]
     pub cors_origins: Origins,
     /// Directory of a built web client to serve instead of the one inside the binary (client
-    /// development); its files are sent with `Cache-Control: no-cache`.
+    /// development); it must hold `index.html`.
     #[arg(long, env = "TOLLGATE_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
     /// PEM file of the TLS certificate chain, leaf first; with `TOLLGATE_TLS_KEY`, `serve`

@@ -2,10 +2,12 @@
 //! start (a file that cannot be used stops the start) and read again whenever they change, so a
 //! renewed certificate is served without a restart.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use ::aws_lc_rs::digest;
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -30,14 +32,41 @@ pub struct TlsFiles {
 /// The certificate file's contents and the key file's.
 type PemFiles = (Vec<u8>, Vec<u8>);
 
-/// The certificate served, and the file contents it was made from.
-#[derive(Debug)]
+/// The certificate served, and where it came from.
 pub struct Certificates {
     files: TlsFiles,
     provider: Arc<CryptoProvider>,
     served: RwLock<Arc<CertifiedKey>>,
-    /// What the files held at the last look, usable or not: a bad renewal is reported once.
-    last_read: Mutex<Result<PemFiles, String>>,
+    /// A digest of what the files held when the served certificate was read.
+    loaded: digest::Digest,
+}
+
+/// Paths only: what is served includes the private key.
+impl fmt::Debug for Certificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Certificates")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the files hold, without keeping the key's bytes around: a digest of both, or the
+/// error reading them.
+fn fingerprint(contents: &Result<PemFiles, String>) -> Result<digest::Digest, String> {
+    let (cert, key) = contents.as_ref().map_err(String::clone)?;
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(&(cert.len() as u64).to_be_bytes());
+    context.update(cert);
+    context.update(key);
+    Ok(context.finish())
+}
+
+fn same(a: &Result<digest::Digest, String>, b: &Result<digest::Digest, String>) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => a.as_ref() == b.as_ref(),
+        (Err(a), Err(b)) => a == b,
+        _ => false,
+    }
 }
 
 impl Certificates {
@@ -46,11 +75,12 @@ impl Certificates {
         let provider = Arc::new(aws_lc_rs::default_provider());
         let contents = read_both(&files)?;
         let key = certified_key(&files, &contents, &provider)?;
+        let loaded = fingerprint(&Ok(contents)).expect("the files were read");
         Ok(Arc::new(Certificates {
             files,
             provider,
             served: RwLock::new(Arc::new(key)),
-            last_read: Mutex::new(Ok(contents)),
+            loaded,
         }))
     }
 
@@ -65,29 +95,30 @@ impl Certificates {
         TlsAcceptor::from(Arc::new(config))
     }
 
-    /// Looks at the files every second for as long as it runs.
+    /// Looks at the files every second for as long as it runs. A change that is usable is
+    /// served to new connections; one that is not keeps the certificate served and is
+    /// reported once (a renewal may write the certificate before the key).
     pub async fn watch(self: Arc<Self>) {
         let mut interval = tokio::time::interval(RELOAD_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_seen = Ok(self.loaded);
         loop {
             interval.tick().await;
             let files = self.files.clone();
             let Ok(contents) = tokio::task::spawn_blocking(move || read_both(&files)).await else {
                 continue;
             };
-            self.consider(contents.map_err(|error| error.to_string()));
+            let contents = contents.map_err(|error| error.to_string());
+            let seen = fingerprint(&contents);
+            if same(&seen, &last_seen) {
+                continue;
+            }
+            last_seen = seen;
+            self.consider(contents);
         }
     }
 
-    /// Serves what the files hold now if it changed and is usable; otherwise keeps the
-    /// certificate served and warns, once per change.
     fn consider(&self, contents: Result<PemFiles, String>) {
-        let mut last_read = self.last_read.lock().unwrap_or_else(|e| e.into_inner());
-        if *last_read == contents {
-            return;
-        }
-        *last_read = contents.clone();
-        drop(last_read);
         let renewed = contents.and_then(|contents| {
             certified_key(&self.files, &contents, &self.provider).map_err(|error| error.to_string())
         });
@@ -143,10 +174,13 @@ fn certified_key(
         rustls::Error::InconsistentKeys(_) => Setting::Key.error(
             &files.key,
             format!(
-                "the key does not belong to the certificate in {}",
+                "the key does not belong to the first certificate in {} (the leaf must come first)",
                 files.cert.display()
             ),
         ),
+        rustls::Error::InvalidCertificate(problem) => {
+            Setting::Cert.error(&files.cert, format!("unusable certificate: {problem:?}"))
+        }
         other => Setting::Key.error(&files.key, format!("unusable private key: {other}")),
     })
 }
@@ -154,7 +188,7 @@ fn certified_key(
 fn pem_problem(error: pem::Error, what: &str) -> String {
     match error {
         pem::Error::NoItemsFound => format!("no PEM {what} in the file"),
-        other => format!("not a valid PEM {what}: {other:?}"),
+        other => format!("not a valid PEM {what}: {other}"),
     }
 }
 

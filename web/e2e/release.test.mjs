@@ -40,6 +40,8 @@ describe('the release binary, alone in an empty directory', () => {
     chmodSync(binary, 0o755);
     // No web directory: what it serves comes from inside the binary.
     server = await startServer({ '--web-dir': null }, { binary, cwd: scratch });
+    const home = await (await fetch(`${server.url}/`)).text();
+    assert.ok(!home.includes('/api/openapi.json'), `${release} was built without the client: run \`make release\``);
     browser = await launchBrowser();
   });
   after(async () => {
@@ -62,6 +64,9 @@ describe('the release binary, alone in an empty directory', () => {
       assert.equal(page.status, 200, path);
       assert.match(page.headers['content-type'], /^text\/html/, path);
       assert.equal(page.headers['cache-control'], 'no-cache', path);
+      // The security headers of every answer, embedded files included.
+      assert.match(page.headers['content-security-policy'], /script-src 'self'/, path);
+      assert.equal(page.headers['x-content-type-options'], 'nosniff', path);
     }
     const index = (await get(`${server.url}/`)).body.toString();
     const scripts = [...index.matchAll(/(?:src|href)="([\w-]+-[A-Z0-9]{8}\.(?:js|css))"/g)].map((m) => m[1]);

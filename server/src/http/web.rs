@@ -15,8 +15,8 @@ use super::ApiError;
 use crate::config::ConfigError;
 
 /// Angular's build names every script, style and font after its content: a new build gets new
-/// names, so these can be kept for a year. Everything else is revalidated (an `ETag` makes
-/// that cheap), `index.html` above all: it names the current scripts.
+/// names, so these can be kept for a year. Everything else is revalidated (with its `ETag`, or
+/// `Last-Modified` from a directory), `index.html` above all: it names the current scripts.
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 
@@ -76,7 +76,8 @@ impl WebClient {
                     Err(never) => match never {},
                 }
             }
-            WebClient::Missing => return Html(PLACEHOLDER_PAGE).into_response(),
+            WebClient::Missing if is_file_like(&path) => StatusCode::NOT_FOUND.into_response(),
+            WebClient::Missing => Html(PLACEHOLDER_PAGE).into_response(),
         };
         if response.status() == StatusCode::NOT_FOUND {
             return ApiError::NotFound.into_response();
@@ -85,13 +86,15 @@ impl WebClient {
     }
 }
 
-/// A year for a fingerprinted file; revalidation for the rest, `index.html` above all.
+/// A year for a fingerprinted file; revalidation for the rest, `index.html` above all, and for
+/// anything but the file itself (an error must not be kept for a year).
 fn with_cache_control(mut response: Response, path: &str) -> Response {
     let is_html = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"text/html"));
-    let cache = if is_fingerprinted(path) && !is_html {
+    let is_the_file = matches!(response.status(), StatusCode::OK | StatusCode::NOT_MODIFIED);
+    let cache = if is_fingerprinted(path) && is_the_file && !is_html {
         IMMUTABLE
     } else {
         NO_CACHE
@@ -106,7 +109,7 @@ fn is_file_like(path: &str) -> bool {
 }
 
 fn last_segment(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+    path.rsplit_once('/').map_or(path, |(_, last)| last)
 }
 
 /// `main-4KQ7XZ2B.js`, `styles-5INURTSO.css`, `media/font-3GXL7TQA.woff2`: a name, a dash, the

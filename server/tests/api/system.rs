@@ -149,13 +149,26 @@ async fn unknown_api_paths_are_404_problems_and_client_routes_get_the_app() {
         let response = app.client.get(app.url(missing)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{missing}");
     }
+    // HEAD gets the headers without the body.
+    let head = app.client.head(app.url("/profile")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(head.text().await.unwrap().is_empty());
     std::fs::remove_dir_all(web).unwrap();
+}
 
-    // Without a directory, a binary built without the client says where the API is.
-    let bare = spawn_app().await;
-    let page = bare.client.get(bare.url("/profile")).send().await.unwrap();
+/// Built without the client (`cargo install --path server`), and no directory given.
+#[cfg(not(feature = "embed-web"))]
+#[tokio::test]
+async fn without_a_client_pages_say_where_the_api_is_and_files_are_missing() {
+    let app = spawn_app().await;
+    let page = app.client.get(app.url("/profile")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["cache-control"], "no-cache");
     assert!(page.text().await.unwrap().contains("/api/openapi.json"));
+    for missing in ["/main-4KQ7XZ2B.js", "/favicon.ico"] {
+        let response = app.client.get(app.url(missing)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{missing}");
+    }
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use rustls::crypto::aws_lc_rs;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -93,6 +94,7 @@ fn replace(path: &Path, contents: &str) {
 struct Answer {
     version: Version,
     status: StatusCode,
+    headers: hyper::HeaderMap,
     body: String,
     /// The leaf certificate the server presented.
     certificate: CertificateDer<'static>,
@@ -128,10 +130,12 @@ async fn request(
         sender.send_request(request).await.unwrap()
     };
     let (version, status) = (response.version(), response.status());
+    let headers = response.headers().clone();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     Answer {
         version,
         status,
+        headers,
         body: String::from_utf8_lossy(&body).into_owned(),
         certificate,
     }
@@ -167,6 +171,7 @@ async fn https_speaks_http2_and_http1_and_serves_a_renewed_certificate_without_a
     let h2 = request(&authority, addr, b"h2", get("/healthz")).await;
     assert_eq!((h2.version, h2.status), (Version::HTTP_2, StatusCode::OK));
     assert_eq!(h2.certificate, first.der);
+    assert_eq!(h2.headers["strict-transport-security"], "max-age=63072000");
     // A sign-in (a body, a cookie) over each protocol.
     for alpn in [&b"h2"[..], b"http/1.1"] {
         let login = Request::post("https://localhost/api/login")
@@ -205,14 +210,80 @@ async fn https_speaks_http2_and_http1_and_serves_a_renewed_certificate_without_a
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // A file that is not a certificate at all changes nothing either.
-    replace(&authority.cert_file(), "not a certificate");
+    // Written in place rather than renamed, and not a certificate at all: changes nothing.
+    std::fs::write(authority.cert_file(), "not a certificate").unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let after = request(&authority, addr, b"http/1.1", get("/healthz")).await;
     assert_eq!(
         (after.status, after.certificate),
-        (StatusCode::OK, second.der)
+        (StatusCode::OK, second.der.clone())
     );
+
+    // Renewal by a symbolic link moved to a new pair (certbot's `live/`, Kubernetes secrets).
+    let third = authority.leaf();
+    let pair = authority.dir.join("third");
+    std::fs::create_dir(&pair).unwrap();
+    std::fs::write(pair.join("cert.pem"), &third.cert_pem).unwrap();
+    std::fs::write(pair.join("key.pem"), &third.key_pem).unwrap();
+    for name in ["cert.pem", "key.pem"] {
+        let link = authority.dir.join(format!("{name}.link"));
+        std::os::unix::fs::symlink(pair.join(name), &link).unwrap();
+        std::fs::rename(&link, authority.dir.join(name)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while request(&authority, addr, b"h2", get("/healthz"))
+        .await
+        .certificate
+        != third.der
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the linked certificate is never served"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_sends_nothing_after_the_handshake_is_closed() {
+    let authority = Authority::new();
+    let leaf = authority.leaf();
+    replace(&authority.cert_file(), &leaf.cert_pem);
+    replace(&authority.key_file(), &leaf.key_pem);
+    let app = spawn_app_with(&[
+        "--tls-cert",
+        authority.cert_file().to_str().unwrap(),
+        "--tls-key",
+        authority.key_file().to_str().unwrap(),
+        "--request-timeout",
+        "2s",
+    ])
+    .await;
+    let addr = address(&app.address);
+    for alpn in [&b"h2"[..], b"http/1.1"] {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut tls = authority
+            .client(alpn)
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("TLS handshake");
+        let mut buffer = [0u8; 256];
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            // The server may say something first (HTTP/2 settings); then it must hang up.
+            loop {
+                match tls.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "{} connection left open",
+            String::from_utf8_lossy(alpn)
+        );
+    }
 }
 
 #[test]
