@@ -12,6 +12,7 @@ use tollgate::config::{Secret, SigningConfig};
 use tollgate::store::{StoreOptions, User};
 use tollgate::tokens::{Lifetimes, Tokens};
 use tollgate::users::Passwords;
+use tollgate_verify::dpop::{Dpop, DpopPolicy};
 use tollgate_verify::RevokedSessions;
 
 fn user() -> User {
@@ -52,6 +53,7 @@ fn tokens(runtime: &tokio::runtime::Runtime, algorithm: Algorithm) -> Tokens {
             "tollgate",
             "tollgate-api",
             lifetimes,
+            Dpop::new(DpopPolicy::default()),
         )
         .await
         .expect("keys")
@@ -75,6 +77,7 @@ fn sign_and_verify(c: &mut Criterion) {
                     .issue_access(
                         &user,
                         sid,
+                        None,
                         OffsetDateTime::now_utc(),
                         OffsetDateTime::now_utc() + time::Duration::days(1),
                     )
@@ -88,6 +91,7 @@ fn sign_and_verify(c: &mut Criterion) {
                         .issue_access(
                             &user,
                             sid,
+                            None,
                             OffsetDateTime::now_utc(),
                             OffsetDateTime::now_utc() + time::Duration::days(1),
                         )
@@ -102,6 +106,7 @@ fn sign_and_verify(c: &mut Criterion) {
             .issue_access(
                 &user,
                 sid,
+                None,
                 OffsetDateTime::now_utc(),
                 OffsetDateTime::now_utc() + time::Duration::days(1),
             )

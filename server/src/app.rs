@@ -24,13 +24,13 @@ use tokio_io_timeout::TimeoutStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::audit::Audit;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, DpopMode};
 use crate::http::{self, AppState, Shared, WebClient};
 use crate::mail::{MailError, Mailer};
 use crate::sessions::{AuthError, LoginLimiter, SessionPolicy, Sessions};
 use crate::store::{self, Store, StoreError};
 use crate::tls::Certificates;
-use crate::tokens::{Lifetimes, TokenError, Tokens};
+use crate::tokens::{self, Lifetimes, TokenError, Tokens};
 use crate::users::{Accounts, Passwords, UserError};
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,7 @@ impl Application {
                 .max(config.refresh_ttl)
                 .max(config.session_max_age),
         };
+        let dpop = tokens::dpop(&config, &store).await?;
         let tokens = Arc::new(
             Tokens::load(
                 store.clone(),
@@ -82,6 +83,7 @@ impl Application {
                 &config.issuer,
                 &config.audience,
                 lifetimes,
+                dpop,
             )
             .await?,
         );
@@ -104,6 +106,7 @@ impl Application {
             reuse_grace: config.refresh_reuse_grace,
             limit: config.session_limit,
             require_fingerprint: config.require_fingerprint,
+            require_dpop: config.dpop == DpopMode::Required,
         };
         let sessions = Arc::new(Sessions::new(
             store.clone(),
@@ -328,6 +331,14 @@ async fn maintain(state: AppState) {
         }
         if let Err(error) = state.store.delete_expired_password_resets(now).await {
             tracing::warn!(error = &error as &dyn Error, "password reset sweep failed");
+        }
+        if state.store.is_shared() {
+            let expired = state
+                .store
+                .delete_expired_dpop_replays(now.unix_timestamp());
+            if let Err(error) = expired.await {
+                tracing::warn!(error = &error as &dyn Error, "DPoP replay sweep failed");
+            }
         }
         if let Some(kept) = state.config.audit_retention {
             match state.store.delete_audit_before(now - kept).await {

@@ -121,7 +121,29 @@ pub struct ServerArgs {
     /// How long audit events are kept, or `off` to record none.
     #[arg(long, env = "TOLLGATE_AUDIT_RETENTION", default_value = "90d", value_parser = audit_retention)]
     pub audit_retention: AuditRetention,
+    /// DPoP (RFC 9449): `optional` binds a session signed in with a proof to its key, `required`
+    /// refuses sign-ins and tokens without one, `off` binds nothing new.
+    #[arg(long, env = "TOLLGATE_DPOP", default_value = "optional", value_parser = dpop_mode)]
+    pub dpop: DpopMode,
+    /// The algorithms DPoP proofs may be signed with, comma-separated (asymmetric only).
+    #[arg(long, env = "TOLLGATE_DPOP_ALGS", default_value = "ES256,EdDSA", value_parser = dpop_algs)]
+    pub dpop_algs: DpopAlgorithms,
+    /// Require server nonces (`DPoP-Nonce`) in DPoP proofs.
+    #[arg(long, env = "TOLLGATE_DPOP_NONCE", default_value = "false",
+        value_parser = boolean, action = ArgAction::Set)]
+    pub dpop_nonce: bool,
 }
+
+/// Whether sessions are bound to a DPoP key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopMode {
+    Off,
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopAlgorithms(pub Vec<Algorithm>);
 
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
@@ -341,6 +363,11 @@ pub struct Config {
     pub mail_from: String,
     pub public_url: String,
     pub audit_retention: Option<Duration>,
+    pub dpop: DpopMode,
+    pub dpop_algorithms: Vec<Algorithm>,
+    pub dpop_nonce: bool,
+    /// `scheme://host[:port]` of `TOLLGATE_PUBLIC_URL` when it is set: what DPoP proofs name.
+    pub public_origin: Option<String>,
 }
 
 impl Config {
@@ -391,6 +418,10 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", args.addr)),
             audit_retention: args.audit_retention.0,
+            dpop: args.dpop,
+            dpop_algorithms: args.dpop_algs.0.clone(),
+            dpop_nonce: args.dpop_nonce,
+            public_origin: args.public_url.as_deref().map(origin_of),
         })
     }
 }
@@ -661,6 +692,43 @@ fn public_url(value: &str) -> Result<String, String> {
         return Err(format!("{value:?} is not an http:// or https:// URL"));
     }
     Ok(value.to_owned())
+}
+
+/// `https://example.com` of `https://example.com/app`.
+fn origin_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split('/').next().unwrap_or_default();
+            format!("{scheme}://{authority}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn dpop_mode(value: &str) -> Result<DpopMode, String> {
+    match value {
+        "off" => Ok(DpopMode::Off),
+        "optional" => Ok(DpopMode::Optional),
+        "required" => Ok(DpopMode::Required),
+        other => Err(format!("{other:?} is not one of off, optional, required")),
+    }
+}
+
+fn dpop_algs(value: &str) -> Result<DpopAlgorithms, String> {
+    let algorithms = value
+        .split(',')
+        .map(|alg| match alg.trim() {
+            "ES256" => Ok(Algorithm::ES256),
+            "ES384" => Ok(Algorithm::ES384),
+            "EdDSA" => Ok(Algorithm::EdDSA),
+            "RS256" => Ok(Algorithm::RS256),
+            "PS256" => Ok(Algorithm::PS256),
+            other => Err(format!(
+                "{other:?} is not one of ES256, ES384, EdDSA, RS256, PS256"
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(DpopAlgorithms(algorithms))
 }
 
 fn audit_retention(value: &str) -> Result<AuditRetention, String> {

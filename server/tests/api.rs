@@ -8,6 +8,7 @@ mod api {
     mod admin;
     mod cli;
     mod cookies;
+    mod dpop;
     mod fuzz;
     mod hostile;
     mod limits;

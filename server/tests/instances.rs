@@ -412,6 +412,7 @@ async fn sixty_parallel_session_creations_from_three_pools_keep_the_limit_exact(
                 fingerprint_hash: None,
                 user_agent: None,
                 ip: None,
+                dpop_jkt: None,
             };
             let evict = |live: &[Session]| limit.sessions_to_revoke(live);
             store
@@ -587,5 +588,28 @@ async fn disabling_a_user_on_one_instance_ends_their_sessions_on_all() {
             StatusCode::BAD_REQUEST,
         )
         .await;
+    }
+}
+
+#[tokio::test]
+async fn a_dpop_proof_used_on_one_instance_is_a_replay_on_the_others() {
+    // One public URL, so that a proof names every instance alike.
+    let (_, servers) = three_instances(&["--public-url", "https://auth.example.com"]).await;
+    let key = common::dpop::DpopKey::es256();
+    let proof = key.proof("POST", "https://auth.example.com/api/login");
+    let login = |server: &Server| {
+        server
+            .client
+            .post(format!("{}/api/login", server.address))
+            .header("dpop", proof.clone())
+            .json(&json!({ "username": "user1", "password": "password" }))
+            .send()
+    };
+    let first = login(&servers[0]).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["tokenType"], "DPoP");
+    for server in &servers[1..] {
+        problem(login(server).await.unwrap(), StatusCode::BAD_REQUEST).await;
     }
 }

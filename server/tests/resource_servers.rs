@@ -272,6 +272,51 @@ async fn example_resource_servers_verify_tollgate_tokens_and_follow_revocations(
         assert_eq!(none.headers()["www-authenticate"], "Bearer");
     }
 
+    // Bound to a DPoP key: accepted with a proof by that key, never as a bearer token.
+    let key = common::dpop::DpopKey::es256();
+    let login_url = format!("{}/api/login", server.address);
+    let bound: Value = reqwest::Client::new()
+        .post(&login_url)
+        .header("dpop", key.proof("POST", &login_url))
+        .json(&json!({ "username": "user1", "password": "password" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bound["tokenType"], "DPoP");
+    let bound = token(&bound, "accessToken");
+    for example in &examples {
+        let url = format!("{}/api/hello", example.address);
+        let with_proof = reqwest::Client::new()
+            .get(&url)
+            .header("authorization", format!("DPoP {bound}"))
+            .header("dpop", key.proof_for("GET", &url, &bound))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(with_proof.status(), StatusCode::OK, "{}", example.name);
+        let as_bearer = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(&bound)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            as_bearer.status(),
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            example.name
+        );
+        assert_eq!(
+            as_bearer.headers()["www-authenticate"],
+            r#"DPoP error="invalid_token""#,
+            "{}",
+            example.name
+        );
+    }
+
     // Revoked sessions are refused within the bound, however they were revoked.
     let client = reqwest::Client::new();
     let mut took = Vec::new();

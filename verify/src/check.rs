@@ -46,6 +46,10 @@ pub enum Rejection {
     Malformed,
     #[error("session revoked")]
     Revoked,
+    #[error("a token bound to a key, without its DPoP proof")]
+    BoundToKey,
+    #[error("a token bound to no key where one must be")]
+    Unbound,
 }
 
 /// What a token must say to be accepted: one algorithm, one issuer, one audience.

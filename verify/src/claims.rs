@@ -37,9 +37,23 @@ pub struct AccessClaims {
     /// The user's roles (Tollgate always sends the claim; absent counts as none).
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The key the token is bound to (DPoP): it is accepted only with a proof by that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 7800 confirmation: the SHA-256 thumbprint of the key a token is bound to (RFC 9449).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 impl AccessClaims {
+    /// The thumbprint of the key the token is bound to, if it is.
+    pub fn bound_key(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|cnf| cnf.jkt.as_str())
+    }
+
     /// Whether the token carries `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|held| held == role)

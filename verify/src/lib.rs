@@ -50,6 +50,7 @@ pub mod axum;
 mod cache;
 mod check;
 mod claims;
+pub mod dpop;
 #[cfg(feature = "remote")]
 mod remote;
 mod revoked;
@@ -62,7 +63,7 @@ pub const FEED_PAGE: usize = 1000;
 pub use check::{
     check, Keys, LeewayTooLong, NoUsableKey, Policy, Rejection, MAX_LEEWAY, MAX_TOKEN_LEN,
 };
-pub use claims::{AccessClaims, TokenUser, ACCESS_TYP};
+pub use claims::{AccessClaims, Confirmation, TokenUser, ACCESS_TYP};
 pub use jsonwebtoken::{jwk, Algorithm, DecodingKey};
 #[cfg(feature = "remote")]
 pub use remote::{remote, RemoteConfig, RemoteError};

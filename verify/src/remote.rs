@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::check::{Keys, LeewayTooLong, Policy};
+use crate::dpop::{Dpop, DpopPolicy};
 use crate::verifier::{BoxFuture, Cause, KeySource, Verifier};
 use crate::FEED_PAGE;
 
@@ -49,6 +50,12 @@ pub struct RemoteConfig {
     pub max_revocation_staleness: Option<Duration>,
     /// Timeout of each request to Tollgate (default 5 s).
     pub request_timeout: Duration,
+    /// This API's own origin (`https://api.example.com`) as clients call it, which DPoP proofs
+    /// name in `htu`; needed behind a proxy. Default: the request's scheme and `Host`.
+    pub dpop_origin: Option<String>,
+    /// Refuse tokens that are not bound to a DPoP key (default: bound tokens need their proof,
+    /// unbound ones are accepted as bearer tokens).
+    pub dpop_required: bool,
 }
 
 impl RemoteConfig {
@@ -64,8 +71,22 @@ impl RemoteConfig {
             access_lifetime: Duration::from_secs(24 * 3600),
             max_revocation_staleness: None,
             request_timeout: Duration::from_secs(5),
+            dpop_origin: None,
+            dpop_required: false,
         }
     }
+}
+
+/// DPoP proofs as Tollgate checks them (ES256 or EdDSA, 60 s), replays remembered here.
+fn dpop(config: &RemoteConfig) -> Dpop {
+    let mut dpop = Dpop::new(DpopPolicy::default());
+    if let Some(origin) = &config.dpop_origin {
+        dpop = dpop.with_origin(origin);
+    }
+    if config.dpop_required {
+        dpop = dpop.requiring_bound_tokens();
+    }
+    dpop
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +141,8 @@ pub fn remote(config: RemoteConfig) -> Result<Arc<Verifier>, RemoteError> {
     let verifier = Arc::new(
         Verifier::new(policy, Keys::new())
             .with_key_source(jwks.clone())
-            .requiring_revocations(config.max_revocation_staleness),
+            .requiring_revocations(config.max_revocation_staleness)
+            .with_dpop(dpop(&config)),
     );
     let feed = Feed {
         client,

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::cache::{Cached, VerifiedCache};
 use crate::check::{check, Keys, Policy, Rejection};
+use crate::dpop::Dpop;
 use crate::revoked::RevokedSessions;
 use crate::{AccessClaims, ACCESS_TYP};
 
@@ -39,6 +40,9 @@ pub enum VerifyError {
     /// 503 rather than accept a token whose session may have been revoked.
     #[error("the revocations have not been read recently enough")]
     RevocationsStale,
+    /// DPoP replays could not be checked (a shared store is down): answer 503.
+    #[error("DPoP replays could not be checked")]
+    ReplaysUnavailable(#[source] Cause),
 }
 
 /// At most one key fetch per this interval because of an unknown `kid`: a token from a key
@@ -64,6 +68,8 @@ pub struct Verifier {
     last_unknown_kid_reload: tokio::sync::Mutex<Option<(Instant, bool)>>,
     /// One fetch at a time, so that a slower one cannot install an older key set.
     reloading: tokio::sync::Mutex<()>,
+    /// DPoP proofs for bound tokens; without it, bound tokens are refused.
+    dpop: Option<Dpop>,
 }
 
 impl Verifier {
@@ -81,7 +87,19 @@ impl Verifier {
             longest_lifetime: AtomicI64::new(0),
             last_unknown_kid_reload: tokio::sync::Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
+            dpop: None,
         }
+    }
+
+    /// Accepts tokens bound to a key (DPoP) with a proof by that key, checked by `dpop`.
+    pub fn with_dpop(mut self, dpop: Dpop) -> Verifier {
+        self.dpop = Some(dpop);
+        self
+    }
+
+    /// How DPoP proofs are checked, when they are.
+    pub fn dpop(&self) -> Option<&Dpop> {
+        self.dpop.as_ref()
     }
 
     /// Fetches keys from `source` on an unknown `kid` (at most once a second) and on

@@ -14,12 +14,19 @@ use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::json;
 use time::OffsetDateTime;
 use tollgate_verify::axum::{Authenticated, RequireAccessToken};
+use tollgate_verify::dpop::{Dpop, DpopPolicy};
 use tollgate_verify::{Algorithm, Keys, Policy, Verifier, ACCESS_TYP};
 use tower::ServiceExt;
 use uuid::Uuid;
 
 /// A verifier and a token it accepts.
 fn verifier_and_token(sid: Uuid) -> (Arc<Verifier>, String) {
+    let (verifier, token) = verifier_and_bound_token(sid, None);
+    (Arc::new(verifier), token)
+}
+
+/// A verifier and a token it accepts, bound to the DPoP key `jkt` if given.
+fn verifier_and_bound_token(sid: Uuid, jkt: Option<&str>) -> (Verifier, String) {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key");
@@ -35,11 +42,53 @@ fn verifier_and_token(sid: Uuid) -> (Arc<Verifier>, String) {
     header.kid = Some("k1".into());
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let user = Uuid::new_v4();
-    let claims = json!({ "iss": "tollgate", "aud": "tollgate-api", "sub": user, "sid": sid,
+    let mut claims = json!({ "iss": "tollgate", "aud": "tollgate-api", "sub": user, "sid": sid,
         "iat": now, "exp": now + 900, "jti": Uuid::new_v4(),
         "user": { "id": user, "email": "ada@example.com", "username": "ada" } });
+    if let Some(jkt) = jkt {
+        claims["cnf"] = json!({ "jkt": jkt });
+    }
     let token = encode(&header, &claims, &EncodingKey::from_ed_der(pkcs8.as_ref())).expect("token");
-    (Arc::new(verifier), token)
+    (verifier, token)
+}
+
+/// A client's DPoP key: its thumbprint, and proofs for `GET http://api.test/me`.
+struct ClientKey {
+    pkcs8: Vec<u8>,
+    jwk: jsonwebtoken::jwk::Jwk,
+}
+
+impl ClientKey {
+    fn new() -> ClientKey {
+        use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("key")
+            .as_ref()
+            .to_vec();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8).expect("key");
+        let point = pair.public_key().as_ref();
+        let jwk = serde_json::from_value(json!({ "kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..]) }))
+        .expect("jwk");
+        ClientKey { pkcs8, jwk }
+    }
+
+    fn thumbprint(&self) -> String {
+        self.jwk
+            .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+            .expect("thumbprint")
+    }
+
+    fn proof(&self, access_token: &str) -> String {
+        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+        header.typ = Some("dpop+jwt".into());
+        header.jwk = Some(self.jwk.clone());
+        let claims = json!({ "jti": Uuid::new_v4(), "htm": "GET", "htu": "http://api.test/me",
+            "iat": OffsetDateTime::now_utc().unix_timestamp(),
+            "ath": tollgate_verify::dpop::token_hash(access_token) });
+        encode(&header, &claims, &EncodingKey::from_ec_der(&self.pkcs8)).expect("proof")
+    }
 }
 
 async fn whoami(Authenticated(claims): Authenticated) -> String {
@@ -154,4 +203,67 @@ async fn the_layer_guards_every_route_under_it_and_hands_over_the_claims() {
         (status, challenge.as_str()),
         (StatusCode::UNAUTHORIZED, r#"Bearer error="invalid_token""#)
     );
+}
+
+/// `GET http://api.test/me` with these headers: the status, the challenge, the `DPoP-Nonce`.
+async fn send_with(app: Router, headers: &[(&str, &str)]) -> (StatusCode, String) {
+    let mut request = Request::get("/me").header(header::HOST, "api.test");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app
+        .oneshot(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("response");
+    let challenge = response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .map(|value| value.to_str().expect("ascii").to_owned())
+        .unwrap_or_default();
+    (response.status(), challenge)
+}
+
+#[tokio::test]
+async fn a_token_bound_to_a_key_is_accepted_only_with_a_proof_by_that_key() {
+    let key = ClientKey::new();
+    let (verifier, token) = verifier_and_bound_token(Uuid::new_v4(), Some(&key.thumbprint()));
+    let verifier = Arc::new(verifier.with_dpop(Dpop::new(DpopPolicy::default())));
+    let app = Router::new().route("/me", get(whoami)).with_state(verifier);
+    let dpop = format!("DPoP {token}");
+    let proof = key.proof(&token);
+    let ok = send_with(app.clone(), &[("authorization", &dpop), ("dpop", &proof)]).await;
+    assert_eq!(ok, (StatusCode::OK, String::new()));
+    let invalid_token = (
+        StatusCode::UNAUTHORIZED,
+        r#"DPoP error="invalid_token""#.to_owned(),
+    );
+    let invalid_proof = (
+        StatusCode::UNAUTHORIZED,
+        r#"DPoP error="invalid_dpop_proof""#.to_owned(),
+    );
+    // As a bearer token, even with the proof.
+    let bearer = format!("Bearer {token}");
+    let fresh = key.proof(&token);
+    let stolen = send_with(app.clone(), &[("authorization", &bearer), ("dpop", &fresh)]).await;
+    assert_eq!(stolen, invalid_token);
+    // Without a proof, with a replayed one, with another key's.
+    assert_eq!(
+        send_with(app.clone(), &[("authorization", &dpop)]).await,
+        invalid_proof
+    );
+    let replayed = send_with(app.clone(), &[("authorization", &dpop), ("dpop", &proof)]).await;
+    assert_eq!(replayed, invalid_proof);
+    let other = ClientKey::new().proof(&token);
+    let forged = send_with(app, &[("authorization", &dpop), ("dpop", &other)]).await;
+    assert_eq!(forged, invalid_proof);
+
+    // A verifier without DPoP cannot check the proof, so it refuses the token.
+    let (verifier, token) = verifier_and_bound_token(Uuid::new_v4(), Some(&key.thumbprint()));
+    let app = Router::new()
+        .route("/me", get(whoami))
+        .with_state(Arc::new(verifier));
+    let dpop = format!("DPoP {token}");
+    let proof = key.proof(&token);
+    let refused = send_with(app, &[("authorization", &dpop), ("dpop", &proof)]).await;
+    assert_eq!(refused, invalid_token);
 }

@@ -201,6 +201,7 @@ async fn measure(server: &Server, sessions: u64) -> anyhow::Result<Row> {
             fingerprint_hash: None,
             user_agent: None,
             ip: None,
+            dpop_jkt: None,
         };
         let started = Instant::now();
         store

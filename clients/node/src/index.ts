@@ -1,5 +1,13 @@
+export {
+  DpopChecker,
+  normalizedUri,
+  ProofRejected,
+  tokenHash,
+  type DpopOptions,
+  type ProofTarget,
+} from './dpop.js';
 export { TokenRejected, Unavailable } from './errors.js';
-export { bearerToken, tollgate, type AuthenticatedRequest, type TollgateMiddleware } from './express.js';
+export { accessToken, bearerToken, tollgate, type AuthenticatedRequest, type TollgateMiddleware } from './express.js';
 export {
   ACCESS_TYP,
   MAX_LEEWAY_SECONDS,

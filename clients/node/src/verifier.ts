@@ -1,5 +1,6 @@
 import { decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 
+import { DpopChecker, type DpopOptions } from './dpop.js';
 import { TokenRejected, Unavailable } from './errors.js';
 import { RemoteKeys } from './keys.js';
 import { RevocationFeed } from './revocations.js';
@@ -29,6 +30,8 @@ export interface AccessClaims {
   user: { id: string; email: string; username: string };
   /** The user's roles, when the server issues them (empty otherwise). */
   roles: string[];
+  /** The DPoP key the token is bound to: it is accepted only with a proof by that key. */
+  cnf?: { jkt: string };
 }
 
 export interface TollgateOptions {
@@ -60,6 +63,8 @@ export interface TollgateOptions {
   timeoutMs?: number;
   /** Where warnings go (default `console`). */
   logger?: Pick<Console, 'warn' | 'info'>;
+  /** How DPoP proofs of bound tokens are checked (default: as Tollgate checks them). */
+  dpop?: DpopOptions;
 }
 
 const rejected = (reason: string) => new TokenRejected(reason);
@@ -74,8 +79,10 @@ export class TollgateVerifier {
   private readonly keys: RemoteKeys;
   private readonly feed: RevocationFeed;
   private readonly verified = new Map<string, AccessClaims>();
-  private readonly options: Required<Omit<TollgateOptions, 'maxRevocationStalenessMs'>> &
+  private readonly options: Required<Omit<TollgateOptions, 'maxRevocationStalenessMs' | 'dpop'>> &
     Pick<TollgateOptions, 'maxRevocationStalenessMs'>;
+  /** Checks the proofs of tokens bound to a key, with its own replay cache. */
+  readonly dpop: DpopChecker;
   private longestLifetimeMs = 0;
   private timer: NodeJS.Timeout | null = null;
   private reportedStale = false;
@@ -106,6 +113,7 @@ export class TollgateVerifier {
       timeoutMs: options.timeoutMs ?? 5000,
       logger: options.logger ?? console,
     };
+    this.dpop = new DpopChecker(options.dpop);
     this.keys = new RemoteKeys(`${base}/.well-known/jwks.json`, this.options.timeoutMs, () =>
       this.verified.clear(),
     );
@@ -245,7 +253,10 @@ function accessClaims(payload: JWTPayload): AccessClaims {
     ['id', 'email', 'username'].every((field) => typeof user[field] === 'string') &&
     Array.isArray(roles) &&
     roles.every((role) => typeof role === 'string');
-  if (!valid) throw rejected('malformed claims');
+  const cnf = p['cnf'] as Record<string, unknown> | undefined;
+  const validCnf =
+    cnf === undefined || (typeof cnf === 'object' && cnf !== null && typeof cnf['jkt'] === 'string');
+  if (!valid || !validCnf) throw rejected('malformed claims');
   return {
     iss: p['iss'] as string,
     aud: p['aud'] as string,
@@ -260,5 +271,6 @@ function accessClaims(payload: JWTPayload): AccessClaims {
       username: user!['username'] as string,
     },
     roles: roles as string[],
+    ...(cnf === undefined ? {} : { cnf: { jkt: cnf['jkt'] as string } }),
   };
 }

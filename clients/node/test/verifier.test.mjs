@@ -5,9 +5,9 @@ import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 
-import { TollgateVerifier, TokenRejected, Unavailable, tollgate } from '../dist/index.js';
+import { TollgateVerifier, TokenRejected, Unavailable, tokenHash, tollgate } from '../dist/index.js';
 import { maxAgeMs } from '../dist/keys.js';
 
 const quiet = { warn() {}, info() {} };
@@ -254,5 +254,62 @@ test('the middleware answers 401 with a challenge, or lets the claims through', 
     middleware(request, response, () => resolve('next'));
   });
   assert.equal(several, 401);
+  middleware.verifier.close();
+});
+
+test('a token bound to a DPoP key passes only as DPoP with a proof by that key', async () => {
+  const middleware = tollgate(await ready());
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwk = await exportJWK(publicKey);
+  const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+  const token = await sign(claims({ cnf: { jkt } }));
+  const url = '/api/hello';
+  const proof = ({ signer = privateKey, key = jwk, htm = 'GET', htu = `http://api.test${url}`, ath = tokenHash(token), iat } = {}) =>
+    new SignJWT({ jti: randomUUID(), htm, htu, ath, iat: iat ?? Math.floor(Date.now() / 1000) })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: key })
+      .sign(signer);
+  const call = (authorization, proofs = []) =>
+    new Promise((resolve) => {
+      const request = {
+        method: 'GET',
+        url,
+        socket: {},
+        headers: { authorization, host: 'api.test' },
+        headersDistinct: { authorization: [authorization], dpop: proofs },
+      };
+      const headers = {};
+      const response = {
+        statusCode: 200,
+        setHeader: (name, value) => (headers[name.toLowerCase()] = value),
+        end: () => resolve({ status: response.statusCode, challenge: headers['www-authenticate'] }),
+      };
+      middleware(request, response, () => resolve({ status: 'next', auth: request.auth }));
+    });
+  const good = await proof();
+  const passed = await call(`DPoP ${token}`, [good]);
+  assert.equal(passed.status, 'next');
+  assert.equal(passed.auth.cnf.jkt, jkt);
+
+  const invalidToken = { status: 401, challenge: 'DPoP error="invalid_token"' };
+  const invalidProof = { status: 401, challenge: 'DPoP error="invalid_dpop_proof"' };
+  // Stolen: as a bearer token, even with a proof.
+  assert.deepEqual(await call(`Bearer ${token}`, [await proof()]), invalidToken);
+  // An unbound token presented as DPoP.
+  assert.deepEqual(await call(`DPoP ${await sign(claims())}`, [await proof()]), invalidToken);
+  const other = await generateKeyPair('ES256');
+  const refused = {
+    'no proof': [],
+    'two proofs': [await proof(), await proof()],
+    'replayed': [good],
+    "another key's": [await proof({ signer: other.privateKey, key: await exportJWK(other.publicKey) })],
+    'htm': [await proof({ htm: 'POST' })],
+    'htu': [await proof({ htu: 'http://api.test/api/other' })],
+    'ath': [await proof({ ath: tokenHash('another token') })],
+    'stale iat': [await proof({ iat: Math.floor(Date.now() / 1000) - 120 })],
+    'private key': [await proof({ key: { ...jwk, d: 'c2VjcmV0' } })],
+  };
+  for (const [name, proofs] of Object.entries(refused)) {
+    assert.deepEqual(await call(`DPoP ${token}`, proofs), invalidProof, name);
+  }
   middleware.verifier.close();
 });

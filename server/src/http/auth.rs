@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, Problem};
-use super::extract::{is_json, origin_allowed, ApiJson, ClientIp, OptionalJson};
+use super::error::{insert_nonce, ApiError, Problem};
+use super::extract::{is_json, origin_allowed, ApiJson, ClientIp, DpopProof, OptionalJson};
 use super::views::UserView;
 use super::AppState;
 use crate::audit::{Client, Event};
-use crate::sessions::{AuthError, DenyReason, Device, RefreshKind, TokenPair};
+use crate::sessions::{AuthError, DenyReason, Device, Presented, RefreshKind, TokenPair};
 use crate::store::User;
 use crate::users::UserError;
 
@@ -89,6 +89,7 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     client: Client,
     headers: HeaderMap,
+    proof: DpopProof,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     if !origin_allowed(&headers, &state) {
@@ -100,6 +101,7 @@ pub async fn login(
         ));
     }
     let fingerprint = checked_fingerprint(request.fingerprint)?;
+    let dpop_jkt = proof.for_sign_in(&state)?;
     // The limit is checked before any lookup: the name is not known to be a user's, and is
     // not recorded (it may be a password typed in the wrong field).
     let refused = Event::new("login", "rate_limited");
@@ -118,6 +120,7 @@ pub async fn login(
     let device = Device {
         fingerprint,
         client,
+        dpop_jkt,
     };
     let now = OffsetDateTime::now_utc();
     let result = state
@@ -133,6 +136,7 @@ pub async fn login(
     metrics::counter!("tollgate_logins_total", "outcome" => outcome).increment(1);
     let (user, pair) = result?;
     Ok(signed_in(
+        &state,
         StatusCode::OK,
         user,
         pair,
@@ -143,6 +147,7 @@ pub async fn login(
 
 /// The answer of a sign-in (login or registration): the user and the tokens.
 pub fn signed_in(
+    state: &AppState,
     status: StatusCode,
     user: User,
     pair: TokenPair,
@@ -154,7 +159,7 @@ pub fn signed_in(
         user: user.into(),
         tokens,
     });
-    with_tokens((status, body), cookie)
+    with_tokens(state, (status, body), cookie, now)
 }
 
 /// A fingerprint as sent: empty counts as none; longer than 512 bytes is refused.
@@ -212,6 +217,7 @@ pub async fn refresh(
     State(state): State<AppState>,
     client: Client,
     headers: HeaderMap,
+    proof: DpopProof,
     body: Result<OptionalJson<RefreshRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let failed =
@@ -236,10 +242,21 @@ pub async fn refresh(
             }
         },
     };
+    let dpop_jkt = match proof.for_refresh() {
+        Ok(key) => key,
+        Err(error) => {
+            failed();
+            return Ok(refresh_failed(error, from_cookie));
+        }
+    };
+    let presented = Presented {
+        fingerprint: request.fingerprint.as_deref(),
+        dpop_jkt: dpop_jkt.as_deref(),
+    };
     let now = OffsetDateTime::now_utc();
     let result = state
         .sessions
-        .refresh(&token, request.fingerprint.as_deref(), &client, now)
+        .refresh(&token, &presented, &client, now)
         .await;
     let outcome = match &result {
         Ok((_, RefreshKind::Rotated)) => "ok",
@@ -251,20 +268,21 @@ pub async fn refresh(
     match result {
         Ok((pair, _)) => {
             let (tokens, cookie) = token_response(pair, from_cookie, now);
-            Ok(with_tokens(Json(tokens), cookie))
+            Ok(with_tokens(&state, Json(tokens), cookie, now))
         }
-        Err(error) => {
-            let error = ApiError::from(error);
-            // Only a refused refresh ends the cookie; an outage (503) or a timeout keeps it,
-            // so the browser can refresh once the store is back.
-            let refused = matches!(error, ApiError::RefreshRefused);
-            let mut response = error.into_response();
-            if from_cookie && refused {
-                response.headers_mut().insert(SET_COOKIE, clear_cookie());
-            }
-            Ok(response)
-        }
+        Err(error) => Ok(refresh_failed(error.into(), from_cookie)),
     }
+}
+
+/// Only a refused refresh ends the cookie; an outage (503), a timeout or a nonce challenge
+/// keeps it, so the browser can refresh again.
+fn refresh_failed(error: ApiError, from_cookie: bool) -> Response {
+    let refused = matches!(error, ApiError::RefreshRefused);
+    let mut response = error.into_response();
+    if from_cookie && refused {
+        response.headers_mut().insert(SET_COOKIE, clear_cookie());
+    }
+    response
 }
 
 /// Sign out this device: revokes the session of the refresh token (body or cookie).
@@ -317,18 +335,28 @@ fn token_response(
         access_token: pair.access_token,
         refresh_token: (!use_cookie).then_some(pair.refresh_token),
         expires_in: pair.expires_in,
-        token_type: "Bearer",
+        token_type: if pair.bound { "DPoP" } else { "Bearer" },
     };
     (response, cookie.flatten())
 }
 
-/// Token-bearing responses must never be cached.
-fn with_tokens(body: impl IntoResponse, cookie: Option<HeaderValue>) -> Response {
+/// Token-bearing responses must never be cached. Where nonces are asked for, they carry the
+/// nonce the client's next proof needs.
+fn with_tokens(
+    state: &AppState,
+    body: impl IntoResponse,
+    cookie: Option<HeaderValue>,
+    now: OffsetDateTime,
+) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(cookie) = cookie {
         headers.insert(SET_COOKIE, cookie);
+    }
+    let dpop = state.tokens.verifier().dpop();
+    if let Some(nonce) = dpop.and_then(|dpop| dpop.nonce(now.unix_timestamp())) {
+        insert_nonce(headers, &nonce);
     }
     response
 }

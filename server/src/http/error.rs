@@ -25,6 +25,17 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unauthorized")]
     Unauthorized { token_sent: bool },
+    /// A DPoP-bound token without a good proof, or a token sent with the `DPoP` scheme that
+    /// was refused: 401 with a `DPoP` challenge.
+    #[error("DPoP refused: {0:?}")]
+    DpopUnauthorized(DpopChallenge),
+    /// A sign-in's DPoP proof that was refused: 400.
+    #[error("DPoP proof refused")]
+    DpopProofRefused,
+    /// A DPoP proof without the current server nonce, at a sign-in or a refresh: 400 with
+    /// the nonce to sign again with (RFC 9449 §8).
+    #[error("a DPoP nonce is required")]
+    DpopNonce(String),
     #[error("refresh refused")]
     RefreshRefused,
     #[error("cross-site request refused")]
@@ -50,6 +61,14 @@ pub enum ApiError {
     Busy { retry_after_secs: u64 },
     #[error("internal error")]
     Internal(#[source] Cause),
+}
+
+/// The `error` of a `WWW-Authenticate: DPoP` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DpopChallenge {
+    InvalidToken,
+    InvalidProof,
+    UseNonce(String),
 }
 
 /// What went wrong underneath, kept whole for the log.
@@ -80,7 +99,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized { .. } | ApiError::DpopUnauthorized(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::DpopProofRefused | ApiError::DpopNonce(_) => StatusCode::BAD_REQUEST,
             ApiError::RefreshRefused | ApiError::CrossSite | ApiError::Forbidden(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -109,6 +131,14 @@ impl ApiError {
                 "The access token is invalid or has expired.".into()
             }
             ApiError::Unauthorized { token_sent: false } => "An access token is required.".into(),
+            ApiError::DpopUnauthorized(DpopChallenge::InvalidToken) => {
+                "The access token is invalid, has expired, or needs its DPoP proof.".into()
+            }
+            ApiError::DpopUnauthorized(DpopChallenge::InvalidProof)
+            | ApiError::DpopProofRefused => "The DPoP proof is missing or invalid.".into(),
+            ApiError::DpopUnauthorized(DpopChallenge::UseNonce(_)) | ApiError::DpopNonce(_) => {
+                "Sign the DPoP proof again with the nonce in DPoP-Nonce.".into()
+            }
             ApiError::RefreshRefused => {
                 "The refresh token is invalid, expired or revoked. Please sign in again.".into()
             }
@@ -181,9 +211,34 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after_secs } | ApiError::Busy { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
+            ApiError::DpopUnauthorized(challenge) => {
+                let error = match &challenge {
+                    DpopChallenge::InvalidToken => r#"DPoP error="invalid_token""#,
+                    DpopChallenge::InvalidProof => r#"DPoP error="invalid_dpop_proof""#,
+                    DpopChallenge::UseNonce(_) => r#"DPoP error="use_dpop_nonce""#,
+                };
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(error));
+                if let DpopChallenge::UseNonce(nonce) = challenge {
+                    insert_nonce(headers, &nonce);
+                }
+            }
+            ApiError::DpopNonce(nonce) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"DPoP error="use_dpop_nonce""#),
+                );
+                insert_nonce(headers, &nonce);
+            }
             _ => {}
         }
         response
+    }
+}
+
+/// `DPoP-Nonce`: the nonce the next proof must carry.
+pub fn insert_nonce(headers: &mut header::HeaderMap, nonce: &str) {
+    if let Ok(nonce) = HeaderValue::from_str(nonce) {
+        headers.insert(tollgate_verify::axum::DPOP_NONCE.clone(), nonce);
     }
 }
 
@@ -230,6 +285,9 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials => ApiError::InvalidCredentials,
             AuthError::FingerprintRequired => {
                 ApiError::BadRequest("A device fingerprint is required.".into())
+            }
+            AuthError::DpopRequired => {
+                ApiError::BadRequest("A DPoP proof is required to sign in.".into())
             }
             AuthError::RefreshDenied(_) => ApiError::RefreshRefused,
             AuthError::Store(error) => error.into(),

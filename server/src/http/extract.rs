@@ -13,11 +13,13 @@ use serde::de::DeserializeOwned;
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
-use super::error::ApiError;
+use super::error::{ApiError, DpopChallenge};
 use super::AppState;
 use crate::audit::Client;
+use crate::config::DpopMode;
 use crate::tokens::AccessClaims;
-use tollgate_verify::axum::{authenticate, AuthRejection};
+use tollgate_verify::axum::{authenticate, dpop_proof, AuthRejection};
+use tollgate_verify::dpop::{DpopError, Proof, ProofRejection, ProofTarget};
 
 /// `axum::Json` whose rejections are problem+json (400, 413 or 415).
 #[derive(FromRequest)]
@@ -80,7 +82,8 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(state.tokens.verifier(), &parts.headers)
+        let htu = proof_uri(parts, state);
+        authenticate(state.tokens.verifier(), &parts.method, &htu, &parts.headers)
             .await
             .map(AuthUser)
             .map_err(|rejection| match rejection {
@@ -89,9 +92,127 @@ impl FromRequestParts<AppState> for AuthUser {
                     tracing::debug!(%reason, "access token refused");
                     ApiError::Unauthorized { token_sent: true }
                 }
+                AuthRejection::InvalidDpopToken(reason) => {
+                    tracing::debug!(%reason, "DPoP access token refused");
+                    ApiError::DpopUnauthorized(DpopChallenge::InvalidToken)
+                }
+                AuthRejection::InvalidProof(reason) => {
+                    tracing::debug!(%reason, "DPoP proof refused");
+                    ApiError::DpopUnauthorized(DpopChallenge::InvalidProof)
+                }
+                AuthRejection::UseNonce(nonce) => {
+                    ApiError::DpopUnauthorized(DpopChallenge::UseNonce(nonce))
+                }
                 AuthRejection::Unavailable(error) => ApiError::unavailable(error),
             })
     }
+}
+
+/// The request's DPoP proof, checked for this request (method and URI): none when the request
+/// has no `DPoP` header.
+pub struct DpopProof(Option<Result<Proof, DpopError>>);
+
+impl FromRequestParts<AppState> for DpopProof {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(dpop) = state.tokens.verifier().dpop() else {
+            return Ok(DpopProof(None));
+        };
+        let proof = match dpop_proof(&parts.headers) {
+            Err(ProofRejection::Missing) => return Ok(DpopProof(None)),
+            Err(rejection) => return Ok(DpopProof(Some(Err(rejection.into())))),
+            Ok(proof) => proof,
+        };
+        let htu = proof_uri(parts, state);
+        let target = ProofTarget {
+            method: parts.method.as_str(),
+            uri: &htu,
+            access_token: None,
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        Ok(DpopProof(Some(dpop.check(proof, &target, now).await)))
+    }
+}
+
+impl DpopProof {
+    /// The key a sign-in binds its session to; a refused proof is a 400, and where DPoP is off
+    /// no key is bound.
+    pub fn for_sign_in(self, state: &AppState) -> Result<Option<String>, ApiError> {
+        if state.config.dpop == DpopMode::Off {
+            return Ok(None);
+        }
+        self.key(|reason| {
+            tracing::debug!(%reason, "sign-in DPoP proof refused");
+            ApiError::DpopProofRefused
+        })
+    }
+
+    /// The key a refresh presents; a refused proof is a refused refresh (403).
+    pub fn for_refresh(self) -> Result<Option<String>, ApiError> {
+        self.key(|reason| {
+            tracing::info!(%reason, "refresh DPoP proof refused");
+            ApiError::RefreshRefused
+        })
+    }
+
+    fn key(
+        self,
+        refused: impl FnOnce(ProofRejection) -> ApiError,
+    ) -> Result<Option<String>, ApiError> {
+        match self.0 {
+            None => Ok(None),
+            Some(Ok(proof)) => Ok(Some(proof.jkt)),
+            Some(Err(DpopError::Rejected(reason))) => Err(refused(reason)),
+            Some(Err(DpopError::UseNonce(nonce))) => Err(ApiError::DpopNonce(nonce)),
+            Some(Err(DpopError::Unavailable(cause))) => Err(ApiError::Unavailable(cause)),
+        }
+    }
+}
+
+/// The URI the client called, as a DPoP proof's `htu` names it: `TOLLGATE_PUBLIC_URL`'s origin
+/// when it is set; else the scheme and host a trusted proxy forwarded (`X-Forwarded-Proto`,
+/// `X-Forwarded-Host`), or our own (`https` when serving TLS) and the `Host` header.
+fn proof_uri(parts: &Parts, state: &AppState) -> String {
+    let path = parts.uri.path();
+    if let Some(origin) = state
+        .tokens
+        .verifier()
+        .dpop()
+        .and_then(|dpop| dpop.origin())
+    {
+        return format!("{origin}{path}");
+    }
+    let from_proxy = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| {
+            let peer = peer.ip();
+            state
+                .config
+                .trusted_proxies
+                .iter()
+                .any(|net| net.contains(&peer))
+        });
+    // The first entry: the one the proxy nearest the client wrote.
+    let forwarded = |name: &str| {
+        from_proxy
+            .then(|| parts.headers.get(name)?.to_str().ok())
+            .flatten()
+            .and_then(|value| value.split(',').next())
+            .map(str::trim)
+    };
+    let own_scheme = if state.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let scheme = forwarded("x-forwarded-proto").unwrap_or(own_scheme);
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| parts.uri.authority().map(|authority| authority.as_str()))
+        .or_else(|| parts.headers.get(HOST).and_then(|host| host.to_str().ok()))
+        .unwrap_or_default();
+    format!("{scheme}://{host}{path}")
 }
 
 /// A caller with the `admin` role, in their token and still in the store: a token's roles

@@ -84,9 +84,18 @@ pub fn router(state: AppState) -> Router {
             .allow_origin(AllowOrigin::list(state.config.cors_origins.clone()))
             .allow_credentials(true)
             .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-            // Clients honour it on a 429 (the Angular library waits, then replays once).
-            .expose_headers([header::RETRY_AFTER])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                tollgate_verify::axum::DPOP.clone(),
+            ])
+            // Clients honour `Retry-After` on a 429 (the Angular library waits, then replays
+            // once), and sign their DPoP proofs again with the nonce of a challenge.
+            .expose_headers([
+                header::RETRY_AFTER,
+                header::WWW_AUTHENTICATE,
+                tollgate_verify::axum::DPOP_NONCE.clone(),
+            ])
             .max_age(Duration::from_secs(600))
     });
     // One layer over the routes rather than one per middleware: axum boxes, clones and

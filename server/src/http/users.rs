@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::account::caller;
 use super::auth::{checked_fingerprint, rate_limit, rate_limited, signed_in, LoginResponse};
 use super::error::{ApiError, Problem};
-use super::extract::{origin_allowed, ApiJson, AuthUser, ClientIp};
+use super::extract::{origin_allowed, ApiJson, AuthUser, ClientIp, DpopProof};
 use super::AppState;
 use crate::audit::{Client, Event};
 use crate::sessions::Device;
@@ -86,6 +86,7 @@ pub async fn register(
     ClientIp(ip): ClientIp,
     client: Client,
     headers: HeaderMap,
+    proof: DpopProof,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     if !origin_allowed(&headers, &state) {
@@ -100,6 +101,7 @@ pub async fn register(
         return Err(ApiError::BadRequest("An email address is required.".into()));
     }
     let fingerprint = checked_fingerprint(request.fingerprint)?;
+    let dpop_jkt = proof.for_sign_in(&state)?;
     let refused = Event::new("register", "rate_limited");
     rate_limit(
         &state,
@@ -122,6 +124,7 @@ pub async fn register(
     let device = Device {
         fingerprint,
         client,
+        dpop_jkt,
     };
     let now = OffsetDateTime::now_utc();
     let (user, pair) = state
@@ -129,6 +132,7 @@ pub async fn register(
         .register(new, request.password, device, now)
         .await?;
     Ok(signed_in(
+        &state,
         StatusCode::CREATED,
         user,
         pair,

@@ -62,6 +62,7 @@ mod tests {
             fingerprint_hash: None,
             user_agent: None,
             ip: None,
+            dpop_jkt: None,
         }
     }
 

@@ -29,6 +29,8 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("a device fingerprint is required")]
     FingerprintRequired,
+    #[error("a DPoP proof is required")]
+    DpopRequired,
     #[error("refresh refused: {0}")]
     RefreshDenied(DenyReason),
     #[error(transparent)]
@@ -46,6 +48,10 @@ pub enum DenyReason {
     UnknownSession,
     SessionEnded,
     FingerprintMismatch,
+    /// A session bound to a DPoP key, refreshed without a proof by that key.
+    DpopKeyMismatch,
+    /// An unbound session while DPoP is required.
+    DpopRequired,
     Reused,
     AheadOfStore,
 }
@@ -57,6 +63,8 @@ impl std::fmt::Display for DenyReason {
             DenyReason::UnknownSession => "unknown session",
             DenyReason::SessionEnded => "session revoked or expired",
             DenyReason::FingerprintMismatch => "fingerprint mismatch",
+            DenyReason::DpopKeyMismatch => "no DPoP proof by the session's key",
+            DenyReason::DpopRequired => "an unbound session while DPoP is required",
             DenyReason::Reused => "refresh token reused; session revoked",
             DenyReason::AheadOfStore => "refresh token newer than the store",
         })
@@ -69,6 +77,8 @@ pub struct TokenPair {
     pub refresh_token: String,
     pub expires_in: u64,
     pub refresh_expires_at: OffsetDateTime,
+    /// Bound to a DPoP key: `tokenType` says `DPoP`.
+    pub bound: bool,
 }
 
 /// How a successful refresh came about, for metrics.
@@ -101,11 +111,21 @@ pub struct Introspection {
     pub jti: Uuid,
 }
 
+/// How a device identifies itself at a refresh.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presented<'a> {
+    pub fingerprint: Option<&'a str>,
+    /// The thumbprint of the key of a valid DPoP proof sent with the refresh.
+    pub dpop_jkt: Option<&'a str>,
+}
+
 /// Where a sign-in comes from.
 #[derive(Debug, Clone, Default)]
 pub struct Device {
     pub fingerprint: Option<String>,
     pub client: Client,
+    /// The thumbprint of the key of the sign-in's DPoP proof: the session is bound to it.
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +135,8 @@ pub struct SessionPolicy {
     pub reuse_grace: Duration,
     pub limit: SessionLimit,
     pub require_fingerprint: bool,
+    /// Sessions must be bound to a DPoP key.
+    pub require_dpop: bool,
 }
 
 pub struct Sessions {
@@ -230,9 +252,16 @@ impl Sessions {
         Ok((user, pair))
     }
 
-    /// Whether a session may start on `device` (a fingerprint, when one is required).
+    /// Whether a session may start on `device`: bound to a DPoP key when that is required; a
+    /// fingerprint, when one is required, unless a DPoP key binds the session instead.
     pub fn check_device(&self, device: &Device) -> Result<(), AuthError> {
-        if self.policy.require_fingerprint && device.fingerprint.is_none() {
+        if self.policy.require_dpop && device.dpop_jkt.is_none() {
+            return Err(AuthError::DpopRequired);
+        }
+        if self.policy.require_fingerprint
+            && device.fingerprint.is_none()
+            && device.dpop_jkt.is_none()
+        {
             return Err(AuthError::FingerprintRequired);
         }
         Ok(())
@@ -257,9 +286,14 @@ impl Sessions {
             last_used_at: now,
             expires_at: now + self.policy.refresh_ttl.min(self.policy.max_age),
             revoked_at: None,
-            fingerprint_hash: device.fingerprint.as_deref().map(fingerprint_hash),
+            // A DPoP key supersedes the fingerprint: only the key is checked at refresh.
+            fingerprint_hash: match &device.dpop_jkt {
+                Some(_) => None,
+                None => device.fingerprint.as_deref().map(fingerprint_hash),
+            },
             user_agent: device.client.user_agent.map(|ua| truncate(ua, 512)),
             ip: device.client.ip,
+            dpop_jkt: device.dpop_jkt,
         };
         let limit = self.policy.limit;
         let at = revocation_time();
@@ -287,15 +321,16 @@ impl Sessions {
         Ok((pair, session.id, evicted.len()))
     }
 
-    /// Verifies a refresh token and rotates its session (`refresh::decide` says how).
+    /// Verifies a refresh token and rotates its session (`refresh::decide` says how);
+    /// `proof` is the device as it presented itself: a fingerprint, the key of a DPoP proof.
     pub async fn refresh(
         &self,
         token: &str,
-        fingerprint: Option<&str>,
+        proof: &Presented<'_>,
         client: &Client,
         now: OffsetDateTime,
     ) -> Result<(TokenPair, RefreshKind), AuthError> {
-        let refreshed = self.try_refresh(token, fingerprint, client, now).await;
+        let refreshed = self.try_refresh(token, proof, client, now).await;
         if let Err(AuthError::RefreshDenied(reason)) = &refreshed {
             tracing::info!(%reason, "refresh refused");
         }
@@ -305,7 +340,7 @@ impl Sessions {
     async fn try_refresh(
         &self,
         token: &str,
-        fingerprint: Option<&str>,
+        presented: &Presented<'_>,
         client: &Client,
         now: OffsetDateTime,
     ) -> Result<(TokenPair, RefreshKind), AuthError> {
@@ -336,7 +371,7 @@ impl Sessions {
                 .find_session(claims.sid)
                 .await?
                 .ok_or(deny(DenyReason::UnknownSession))?;
-            match refresh::decide(&claims, &session, fingerprint, now, &self.policy) {
+            match refresh::decide(&claims, &session, presented, now, &self.policy) {
                 RefreshDecision::Rotate { expires_at } => {
                     let rotated_at = self
                         .store
@@ -525,9 +560,13 @@ impl Sessions {
         session: &Session,
         now: OffsetDateTime,
     ) -> Result<TokenPair, AuthError> {
-        let (access_token, access_expires) =
-            self.tokens
-                .issue_access(user, session.id, now, session.expires_at)?;
+        let (access_token, access_expires) = self.tokens.issue_access(
+            user,
+            session.id,
+            session.dpop_jkt.as_deref(),
+            now,
+            session.expires_at,
+        )?;
         let refresh_token = self.tokens.issue_refresh(
             user.id,
             session.id,
@@ -540,6 +579,7 @@ impl Sessions {
             refresh_token,
             expires_in: (access_expires - now).whole_seconds().max(0) as u64,
             refresh_expires_at: session.expires_at,
+            bound: session.dpop_jkt.is_some(),
         })
     }
 }

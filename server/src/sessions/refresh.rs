@@ -4,7 +4,7 @@
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use super::{fingerprint_hash, DenyReason, SessionPolicy};
+use super::{fingerprint_hash, DenyReason, Presented, SessionPolicy};
 use crate::store::Session;
 use crate::tokens::RefreshClaims;
 
@@ -21,12 +21,12 @@ pub enum RefreshDecision {
     RevokeForReuse,
 }
 
-/// Decides a refresh by `claims` (already verified) of `session`, presented with
-/// `fingerprint`, at `now`.
+/// Decides a refresh by `claims` (already verified) of `session`, by a device that
+/// `presented` itself so, at `now`.
 pub fn decide(
     claims: &RefreshClaims,
     session: &Session,
-    fingerprint: Option<&str>,
+    presented: &Presented<'_>,
     now: OffsetDateTime,
     policy: &SessionPolicy,
 ) -> RefreshDecision {
@@ -37,8 +37,17 @@ pub fn decide(
     if !session.is_live(now) {
         return Deny(DenyReason::SessionEnded);
     }
+    match (&session.dpop_jkt, presented.dpop_jkt) {
+        (Some(bound), Some(presented)) if bound == presented => {}
+        (Some(_), _) => return Deny(DenyReason::DpopKeyMismatch),
+        (None, _) if policy.require_dpop => return Deny(DenyReason::DpopRequired),
+        (None, _) => {}
+    }
     if let Some(expected) = &session.fingerprint_hash {
-        let given = fingerprint.map(fingerprint_hash).unwrap_or_default();
+        let given = presented
+            .fingerprint
+            .map(fingerprint_hash)
+            .unwrap_or_default();
         if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
             return Deny(DenyReason::FingerprintMismatch);
         }
@@ -84,6 +93,7 @@ mod tests {
                 policy: SessionLimitPolicy::RevokeAll,
             },
             require_fingerprint: false,
+            require_dpop: false,
         }
     }
 
@@ -105,6 +115,7 @@ mod tests {
             fingerprint_hash: None,
             user_agent: None,
             ip: None,
+            dpop_jkt: None,
         }
     }
 
@@ -124,7 +135,7 @@ mod tests {
     }
 
     fn decide_now(claims: &RefreshClaims, session: &Session) -> RefreshDecision {
-        decide(claims, session, None, now(), &policy())
+        decide(claims, session, &Presented::default(), now(), &policy())
     }
 
     #[test]
@@ -229,25 +240,101 @@ mod tests {
             ..session()
         };
         let mismatch = RefreshDecision::Deny(DenyReason::FingerprintMismatch);
-        assert_eq!(decide(&claims(3), &bound, None, now(), &policy()), mismatch);
+        let with = |fingerprint| Presented {
+            fingerprint,
+            dpop_jkt: None,
+        };
         assert_eq!(
-            decide(&claims(3), &bound, Some("device-b"), now(), &policy()),
+            decide(&claims(3), &bound, &with(None), now(), &policy()),
+            mismatch
+        );
+        assert_eq!(
+            decide(
+                &claims(3),
+                &bound,
+                &with(Some("device-b")),
+                now(),
+                &policy()
+            ),
             mismatch
         );
         assert!(matches!(
-            decide(&claims(3), &bound, Some("device-a"), now(), &policy()),
+            decide(
+                &claims(3),
+                &bound,
+                &with(Some("device-a")),
+                now(),
+                &policy()
+            ),
             RefreshDecision::Rotate { .. }
         ));
         // Checked before reuse: a thief without the device cannot even end the session.
         assert_eq!(
-            decide(&claims(0), &bound, Some("device-b"), now(), &policy()),
+            decide(
+                &claims(0),
+                &bound,
+                &with(Some("device-b")),
+                now(),
+                &policy()
+            ),
             mismatch
         );
         // A session without one ignores whatever is sent.
         assert!(matches!(
-            decide(&claims(3), &session(), Some("anything"), now(), &policy()),
+            decide(
+                &claims(3),
+                &session(),
+                &with(Some("anything")),
+                now(),
+                &policy()
+            ),
             RefreshDecision::Rotate { .. }
         ));
+    }
+
+    #[test]
+    fn a_session_bound_to_a_dpop_key_needs_a_proof_by_that_key() {
+        let bound = Session {
+            dpop_jkt: Some("key-a".into()),
+            ..session()
+        };
+        let with = |dpop_jkt| Presented {
+            fingerprint: None,
+            dpop_jkt,
+        };
+        let mismatch = RefreshDecision::Deny(DenyReason::DpopKeyMismatch);
+        assert_eq!(
+            decide(&claims(3), &bound, &with(None), now(), &policy()),
+            mismatch
+        );
+        assert_eq!(
+            decide(&claims(3), &bound, &with(Some("key-b")), now(), &policy()),
+            mismatch
+        );
+        assert!(matches!(
+            decide(&claims(3), &bound, &with(Some("key-a")), now(), &policy()),
+            RefreshDecision::Rotate { .. }
+        ));
+        // Before reuse: a thief without the key cannot end the session by replaying.
+        assert_eq!(
+            decide(&claims(0), &bound, &with(Some("key-b")), now(), &policy()),
+            mismatch
+        );
+        // Where DPoP is required, an unbound session is refused whatever is sent.
+        let required = SessionPolicy {
+            require_dpop: true,
+            ..policy()
+        };
+        assert_eq!(
+            decide(
+                &claims(3),
+                &session(),
+                &with(Some("key-a")),
+                now(),
+                &required
+            ),
+            RefreshDecision::Deny(DenyReason::DpopRequired)
+        );
     }
 
     #[test]

@@ -148,6 +148,8 @@ pub struct Session {
     pub fingerprint_hash: Option<String>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// The thumbprint of the DPoP key the session is bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 impl Session {
@@ -288,6 +290,13 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<Option<(Uuid, Vec<Uuid>)>>;
     async fn delete_expired_password_resets(&self, now: OffsetDateTime) -> StoreResult<u64>;
+
+    /// Whether the DPoP proof `key` is seen for the first time (it is kept until `forget_at`,
+    /// Unix seconds); one answer for every instance.
+    async fn first_dpop_use(&self, key: &[u8; 32], forget_at: i64, now: i64) -> StoreResult<bool>;
+    async fn delete_expired_dpop_replays(&self, now: i64) -> StoreResult<u64>;
+    /// The shared secret `name`: the one stored, or `candidate` if none was yet.
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
 
     /// Appends events to the audit log, all or none.
     async fn insert_audit(&self, records: &[AuditRecord]) -> StoreResult<()>;

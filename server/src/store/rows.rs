@@ -183,6 +183,7 @@ row! {
         fingerprint_hash: Option<String>,
         user_agent: Option<String>,
         ip: Option<String>,
+        dpop_jkt: Option<String>,
     }
 }
 
@@ -201,6 +202,7 @@ impl TryFrom<SessionRow> for Session {
             fingerprint_hash: row.fingerprint_hash,
             user_agent: row.user_agent,
             ip: row.ip,
+            dpop_jkt: row.dpop_jkt,
         })
     }
 }
@@ -219,6 +221,7 @@ impl From<&Session> for SessionRow {
             fingerprint_hash: session.fingerprint_hash.clone(),
             user_agent: session.user_agent.clone(),
             ip: session.ip.clone(),
+            dpop_jkt: session.dpop_jkt.clone(),
         }
     }
 }

@@ -615,6 +615,46 @@ impl<B: SqlBackend> Store for B {
         Ok(deleted)
     }
 
+    async fn first_dpop_use(&self, key: &[u8; 32], forget_at: i64, now: i64) -> StoreResult<bool> {
+        // A row past its time is taken over; a live one makes this a replay.
+        let inserted = sqlx::query(
+            "INSERT INTO dpop_replays (key, forget_at) VALUES ($1, $2) ON CONFLICT (key) DO \
+             UPDATE SET forget_at = excluded.forget_at WHERE dpop_replays.forget_at <= $3",
+        )
+        .bind(key.to_vec())
+        .bind(forget_at)
+        .bind(now)
+        .execute(&self.sql().writer)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn delete_expired_dpop_replays(&self, now: i64) -> StoreResult<u64> {
+        let deleted = sqlx::query("DELETE FROM dpop_replays WHERE forget_at <= $1")
+            .bind(now)
+            .execute(&self.sql().writer)
+            .await?
+            .rows_affected();
+        Ok(deleted)
+    }
+
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate.to_vec())
+        .execute(&self.sql().writer)
+        .await?;
+        let (value,): (Vec<u8>,) =
+            sqlx::query_as("SELECT value FROM server_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.sql().writer)
+                .await?;
+        Ok(value)
+    }
+
     async fn insert_audit(&self, records: &[AuditRecord]) -> StoreResult<()> {
         let mut tx = self.sql().writer.begin().await?;
         for record in records {

@@ -54,5 +54,6 @@ pub(crate) fn live_session(user_id: Uuid, now: OffsetDateTime) -> Session {
         fingerprint_hash: None,
         user_agent: None,
         ip: None,
+        dpop_jkt: None,
     }
 }

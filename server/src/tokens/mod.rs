@@ -2,6 +2,7 @@
 //! that every instance and every restart signs and verifies with the same ones.
 
 mod claims;
+mod dpop;
 mod keys;
 mod signing;
 
@@ -13,6 +14,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 use time::OffsetDateTime;
+use tollgate_verify::dpop::Dpop;
 use tollgate_verify::{BoxFuture, KeySource, Keys, Policy, Rejection, Verifier, VerifyError};
 use uuid::Uuid;
 
@@ -21,8 +23,9 @@ use crate::store::{Store, StoreError, User};
 use keys::{asymmetric_key_set, ensure_current_key, hmac_key_set, KeySet};
 
 pub use claims::{RefreshClaims, REFRESH_TYP};
+pub use dpop::dpop;
 pub use keys::rotate_key;
-pub use tollgate_verify::{AccessClaims, TokenUser, ACCESS_TYP};
+pub use tollgate_verify::{AccessClaims, Confirmation, TokenUser, ACCESS_TYP};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -60,6 +63,8 @@ impl From<VerifyError> for TokenError {
             VerifyError::KeysUnavailable | VerifyError::RevocationsStale => {
                 TokenError::KeysUnavailable
             }
+            // Not reached: these calls check no proof.
+            VerifyError::ReplaysUnavailable(_) => TokenError::KeysUnavailable,
         }
     }
 }
@@ -107,13 +112,15 @@ impl KeySource for StoreKeys {
 }
 
 impl Tokens {
-    /// Loads the signing keys, creating the first one if the store has none.
+    /// Loads the signing keys, creating the first one if the store has none; bound tokens are
+    /// accepted with proofs checked by `dpop`.
     pub async fn load(
         store: Arc<dyn Store>,
         signing: &SigningConfig,
         issuer: &str,
         audience: &str,
         lifetimes: Lifetimes,
+        dpop: Dpop,
     ) -> Result<Tokens, TokenError> {
         // No leeway: the issuer is the verifier.
         let policy = Policy::new(signing.algorithm, issuer, audience);
@@ -126,7 +133,7 @@ impl Tokens {
                 (keys, Some(store))
             }
         };
-        let verifier = Verifier::new(policy, keys.verifying().clone());
+        let verifier = Verifier::new(policy, keys.verifying().clone()).with_dpop(dpop);
         let keys = Arc::new(RwLock::new(Arc::new(keys)));
         let verifier = match source {
             Some(store) => verifier.with_key_source(StoreKeys {
@@ -167,13 +174,14 @@ impl Tokens {
             .clone()
     }
 
-    /// An access token for `user` in session `sid`, and its expiry: the access lifetime, but
-    /// never past `session_ends` (a token must not outlive its session: revoking a user's
-    /// sessions only reaches the live ones).
+    /// An access token for `user` in session `sid`, bound to the DPoP key `jkt` if given, and
+    /// its expiry: the access lifetime, but never past `session_ends` (a token must not
+    /// outlive its session: revoking a user's sessions only reaches the live ones).
     pub fn issue_access(
         &self,
         user: &User,
         sid: Uuid,
+        jkt: Option<&str>,
         now: OffsetDateTime,
         session_ends: OffsetDateTime,
     ) -> Result<(String, OffsetDateTime), TokenError> {
@@ -193,6 +201,9 @@ impl Tokens {
                 username: user.username.clone(),
             },
             roles: user.roles.clone(),
+            cnf: jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         Ok((self.sign(ACCESS_TYP, &claims)?, expires_at))
     }

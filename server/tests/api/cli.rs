@@ -36,6 +36,10 @@ fn a_bad_setting_stops_the_start_with_one_line_and_exit_code_2() {
         ("TOLLGATE_SWEEP_INTERVAL", "99999999999999d"),
         ("TOLLGATE_REQUEST_TIMEOUT", "2h"),
         ("TOLLGATE_DB_TIMEOUT", "1h"),
+        ("TOLLGATE_DPOP", "sometimes"),
+        // A proof signed with a shared secret proves nothing.
+        ("TOLLGATE_DPOP_ALGS", "ES256,HS256"),
+        ("TOLLGATE_DPOP_NONCE", "maybe"),
         // Checked when the server starts: a directory without a client.
         ("TOLLGATE_WEB_DIR", "/nonexistent"),
     ] {

@@ -10,6 +10,7 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
 use tollgate::config::SigningConfig;
 use tollgate::tokens::{Lifetimes, Tokens};
+use tollgate_verify::dpop::{Dpop, DpopPolicy};
 
 use crate::common::{spawn_app, spawn_app_with, token, TestApp};
 
@@ -82,6 +83,7 @@ fn the_verifier_accepts_nothing_but_the_tokens_it_issued() {
             "tollgate",
             "tollgate-api",
             lifetimes,
+            Dpop::new(DpopPolicy::default()),
         )
         .await
         .unwrap();

@@ -225,6 +225,7 @@ async fn the_sweep_deletes_expired_sessions_and_revoked_ones_once_their_tokens_a
         fingerprint_hash: None,
         user_agent: None,
         ip: None,
+        dpop_jkt: None,
     };
     app.store
         .create_session(&expired, expired.created_at, &|_| Vec::new(), None)

@@ -196,10 +196,14 @@ async fn cors_allows_only_listed_origins_with_credentials() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        simple.headers()["access-control-expose-headers"],
-        "retry-after"
-    );
+    // And the DPoP challenge and nonce, to sign a proof again.
+    let exposed = simple.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for header in ["retry-after", "www-authenticate", "dpop-nonce"] {
+        assert!(exposed.contains(header), "{exposed}");
+    }
     let unlisted = preflight("http://evil.example").await.unwrap();
     assert!(unlisted
         .headers()

@@ -3,6 +3,7 @@
 //! `TOLLGATE_TEST_BACKEND=postgres` runs the suite on PostgreSQL (a new database per test on
 //! the server named by `TOLLGATE_TEST_DATABASE_URL`); SQLite files are the default.
 
+pub mod dpop;
 pub mod process;
 pub mod proxy;
 pub mod smtp;

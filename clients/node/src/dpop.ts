@@ -1,0 +1,149 @@
+import { createHash } from 'node:crypto';
+
+import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type JWK } from 'jose';
+
+import { Unavailable } from './errors.js';
+
+/** The `typ` header of a proof. */
+export const PROOF_TYP = 'dpop+jwt';
+/** Longer proofs are refused before any parsing. */
+export const MAX_PROOF_LENGTH = 4 * 1024;
+const MAX_JTI_LENGTH = 256;
+/** Members only a private or symmetric key has: a proof carrying one is refused. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+/** Proofs remembered at most within their window; when full, new ones are unavailable (503). */
+const REPLAY_CAPACITY = 1_000_000;
+
+/** The DPoP proof is missing or refused: answer 401 `invalid_dpop_proof`. */
+export class ProofRejected extends Error {
+  constructor(readonly reason: string) {
+    super(`DPoP proof rejected: ${reason}`);
+    this.name = 'ProofRejected';
+  }
+}
+
+export interface DpopOptions {
+  /** The algorithms proofs may use (default ES256 and EdDSA, as Tollgate). */
+  algorithms?: string[];
+  /** How old a proof may be, in seconds (default 60). */
+  maxAgeSeconds?: number;
+  /**
+   * This API's origin as clients call it (`https://api.example.com`), which proofs name in
+   * `htu`; needed behind a proxy. Default: the request's own scheme and `Host`.
+   */
+  origin?: string;
+  /** Refuse tokens that are not bound to a key (default: accept them as bearer tokens). */
+  required?: boolean;
+}
+
+/** The request a proof must be for. */
+export interface ProofTarget {
+  method: string;
+  /** The URI the client called, as it sees it. */
+  uri: string;
+  /** The access token sent with the proof: the proof's `ath` must be its hash. */
+  accessToken?: string;
+}
+
+/** `ath`: the base64url SHA-256 of an access token (RFC 9449 §4.2). */
+export function tokenHash(accessToken: string): string {
+  return createHash('sha256').update(accessToken).digest('base64url');
+}
+
+/**
+ * A URI as `htu` compares it: without query and fragment, scheme and host in lower case, no
+ * default port, `/` for an empty path; `null` when it is not an absolute http(s) URI.
+ */
+export function normalizedUri(uri: string): string | null {
+  const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#]*)([^?#]*)/.exec(uri);
+  if (match === null) return null;
+  const scheme = match[1]!.toLowerCase();
+  const defaultPort = scheme === 'http' ? ':80' : scheme === 'https' ? ':443' : null;
+  let authority = match[2]!.toLowerCase();
+  if (defaultPort === null || authority === '' || authority.includes('@')) return null;
+  if (authority.endsWith(defaultPort)) authority = authority.slice(0, -defaultPort.length);
+  return `${scheme}://${authority}${match[3] || '/'}`;
+}
+
+/**
+ * Checks DPoP proofs (RFC 9449 §4.3) as Tollgate does, and remembers each `jti` for the
+ * proof's window so that it is used once.
+ */
+export class DpopChecker {
+  readonly origin: string | undefined;
+  readonly required: boolean;
+  private readonly algorithms: string[];
+  private readonly maxAgeSeconds: number;
+  private readonly leewaySeconds = 5;
+  private readonly seen = new Map<string, number>();
+
+  constructor(options: DpopOptions = {}) {
+    this.algorithms = options.algorithms ?? ['ES256', 'EdDSA'];
+    if (this.algorithms.some((alg) => alg === 'none' || alg.startsWith('HS'))) {
+      throw new Error('DPoP algorithms must be asymmetric');
+    }
+    this.maxAgeSeconds = options.maxAgeSeconds ?? 60;
+    this.origin = options.origin?.replace(/\/+$/, '');
+    this.required = options.required ?? false;
+  }
+
+  /** The thumbprint of the key of a valid proof for `target`; throws `ProofRejected`. */
+  async check(proof: string, target: ProofTarget, now = Date.now() / 1000): Promise<string> {
+    if (proof.length > MAX_PROOF_LENGTH) throw new ProofRejected('oversized proof');
+    let header;
+    try {
+      header = decodeProtectedHeader(proof);
+    } catch {
+      throw new ProofRejected('malformed proof');
+    }
+    if (header.typ !== PROOF_TYP) throw new ProofRejected('wrong proof type');
+    if (typeof header.alg !== 'string' || !this.algorithms.includes(header.alg)) {
+      throw new ProofRejected('algorithm not allowed');
+    }
+    const jwk = header.jwk as JWK | undefined;
+    if (typeof jwk !== 'object' || jwk === null) throw new ProofRejected('no public key');
+    if (PRIVATE_MEMBERS.some((member) => member in jwk)) {
+      throw new ProofRejected('a private key in the proof');
+    }
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
+        algorithms: this.algorithms,
+        typ: PROOF_TYP,
+      }));
+    } catch {
+      throw new ProofRejected('bad proof signature or claims');
+    }
+    const { jti, htm, htu, iat, ath } = payload;
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) {
+      throw new ProofRejected('malformed jti');
+    }
+    if (htm !== target.method) throw new ProofRejected('wrong method (htm)');
+    const expected = normalizedUri(target.uri);
+    if (typeof htu !== 'string' || normalizedUri(htu) === null || normalizedUri(htu) !== expected) {
+      throw new ProofRejected('wrong URI (htu)');
+    }
+    if (typeof iat !== 'number' || iat < now - this.maxAgeSeconds || iat > now + this.leewaySeconds) {
+      throw new ProofRejected('stale iat');
+    }
+    if (target.accessToken !== undefined && ath !== tokenHash(target.accessToken)) {
+      throw new ProofRejected('wrong access token hash (ath)');
+    }
+    const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+    this.firstUse(`${jkt}.${jti}`, Math.max(iat, now) + this.maxAgeSeconds + this.leewaySeconds, now);
+    return jkt;
+  }
+
+  private firstUse(id: string, forgetAt: number, now: number): void {
+    const key = createHash('sha256').update(id).digest('base64url');
+    const known = this.seen.get(key);
+    if (known !== undefined && known > now) throw new ProofRejected('proof replayed (jti)');
+    if (this.seen.size >= REPLAY_CAPACITY) {
+      for (const [entry, until] of this.seen) if (until <= now) this.seen.delete(entry);
+      if (this.seen.size >= REPLAY_CAPACITY) {
+        throw new Unavailable('too many DPoP proofs in the window to remember another');
+      }
+    }
+    this.seen.set(key, forgetAt);
+  }
+}

@@ -1,0 +1,646 @@
+//! DPoP (RFC 9449): proofs that the caller holds the private key a session is bound to.
+//!
+//! [`check_proof`] runs every check of RFC 9449 §4.3 that needs no memory: the header (`typ:
+//! dpop+jwt`, an allowed asymmetric `alg`, a public `jwk` and never a private one), the
+//! signature, `htm`, `htu`, `iat` within a small window, and `ath` when an access token comes
+//! with the proof. [`Dpop`] adds what needs memory: a `jti` seen before within the window is a
+//! replay ([`Replays`]; [`ReplayCache`] remembers them in one process), and server nonces
+//! ([`Nonces`]) when they are asked for.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lc_rs::{constant_time, digest, hmac, rand};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use crate::verifier::{BoxFuture, Cause};
+
+/// The `typ` header of a proof.
+pub const PROOF_TYP: &str = "dpop+jwt";
+/// Longer proofs are refused before any parsing (an RSA 4096 key makes one of about 1.5 KiB).
+pub const MAX_PROOF_LEN: usize = 4 * 1024;
+/// The longest `jti` kept: the replay caches store every one for the window.
+const MAX_JTI_LEN: usize = 256;
+/// Members that only a private or symmetric key has: a proof carrying one is refused.
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// Why a proof was refused. For logs and metrics; the client is told `invalid_dpop_proof`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProofRejection {
+    #[error("no DPoP proof")]
+    Missing,
+    #[error("more than one DPoP header")]
+    Several,
+    #[error("oversized proof")]
+    Oversized,
+    #[error("malformed proof")]
+    Malformed,
+    #[error("wrong proof type")]
+    WrongType,
+    #[error("algorithm not allowed")]
+    Algorithm,
+    #[error("no public key in the proof")]
+    NoKey,
+    #[error("a private key in the proof")]
+    PrivateKey,
+    #[error("bad proof signature")]
+    BadSignature,
+    #[error("wrong method (htm)")]
+    WrongMethod,
+    #[error("wrong URI (htu)")]
+    WrongUri,
+    #[error("proof too old or from the future (iat)")]
+    Stale,
+    #[error("wrong access token hash (ath)")]
+    WrongTokenHash,
+    #[error("proof by another key")]
+    WrongKey,
+    #[error("proof replayed (jti)")]
+    Replayed,
+    #[error("server nonce missing or stale")]
+    Nonce,
+}
+
+/// What a proof must satisfy besides its request.
+#[derive(Debug, Clone)]
+pub struct DpopPolicy {
+    algorithms: Vec<Algorithm>,
+    /// How old a proof's `iat` may be.
+    max_age: Duration,
+    /// How far ahead of our clock a proof's `iat` may be.
+    leeway: Duration,
+}
+
+impl Default for DpopPolicy {
+    /// ES256 and EdDSA; proofs at most 60 s old and 5 s ahead of our clock.
+    fn default() -> Self {
+        DpopPolicy {
+            algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
+            max_age: Duration::from_secs(60),
+            leeway: Duration::from_secs(5),
+        }
+    }
+}
+
+/// An algorithm a proof may not use: symmetric ones (anyone who can check could forge).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an asymmetric algorithm")]
+pub struct SymmetricAlgorithm(pub Algorithm);
+
+impl DpopPolicy {
+    /// Proofs signed with one of `algorithms`, which must all be asymmetric.
+    pub fn with_algorithms(
+        mut self,
+        algorithms: &[Algorithm],
+    ) -> Result<DpopPolicy, SymmetricAlgorithm> {
+        if let Some(&symmetric) = algorithms
+            .iter()
+            .find(|alg| matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+        {
+            return Err(SymmetricAlgorithm(symmetric));
+        }
+        self.algorithms = algorithms.to_vec();
+        Ok(self)
+    }
+
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    /// How long a `jti` must be remembered: the window a proof is accepted in.
+    pub fn window(&self) -> Duration {
+        self.max_age + self.leeway
+    }
+}
+
+/// The request a proof must be for.
+#[derive(Debug, Clone, Copy)]
+pub struct ProofTarget<'a> {
+    /// `GET`, `POST`…
+    pub method: &'a str,
+    /// The URI the client called, as it sees it: `https://api.example.com/api/job-list`.
+    pub uri: &'a str,
+    /// The access token sent with the proof, whose hash the proof's `ath` must be.
+    pub access_token: Option<&'a str>,
+}
+
+/// A proof that passed [`check_proof`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// The JWK SHA-256 thumbprint of the proof's key (RFC 7638), base64url.
+    pub jkt: String,
+    pub jti: String,
+    /// When the proof was made, in Unix seconds.
+    pub iat: i64,
+    /// The server nonce the proof carries.
+    pub nonce: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    typ: Option<String>,
+    alg: Option<String>,
+    jwk: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    jti: String,
+    htm: String,
+    htu: String,
+    iat: i64,
+    #[serde(default)]
+    ath: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+/// Checks a proof for `target` at `now` (Unix seconds). Replays and nonces are the caller's.
+pub fn check_proof(
+    proof: &str,
+    target: &ProofTarget<'_>,
+    policy: &DpopPolicy,
+    now: i64,
+) -> Result<Proof, ProofRejection> {
+    if proof.len() > MAX_PROOF_LEN {
+        return Err(ProofRejection::Oversized);
+    }
+    let encoded_header = proof.split('.').next().unwrap_or_default();
+    let header: Header = URL_SAFE_NO_PAD
+        .decode(encoded_header)
+        .ok()
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .ok_or(ProofRejection::Malformed)?;
+    if header.typ.as_deref() != Some(PROOF_TYP) {
+        return Err(ProofRejection::WrongType);
+    }
+    let algorithm = header
+        .alg
+        .and_then(|alg| alg.parse::<Algorithm>().ok())
+        .filter(|alg| policy.algorithms.contains(alg))
+        .ok_or(ProofRejection::Algorithm)?;
+    let jwk = header.jwk.ok_or(ProofRejection::NoKey)?;
+    if PRIVATE_MEMBERS
+        .iter()
+        .any(|member| jwk.contains_key(*member))
+    {
+        return Err(ProofRejection::PrivateKey);
+    }
+    let jwk: Jwk = serde_json::from_value(serde_json::Value::Object(jwk))
+        .map_err(|_| ProofRejection::NoKey)?;
+    if !key_fits(&jwk, algorithm) {
+        return Err(ProofRejection::NoKey);
+    }
+    let key = DecodingKey::from_jwk(&jwk).map_err(|_| ProofRejection::NoKey)?;
+    let mut validation = Validation::new(algorithm);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    let claims = jsonwebtoken::decode::<Claims>(proof, &key, &validation)
+        .map_err(|error| match error.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => ProofRejection::BadSignature,
+            _ => ProofRejection::Malformed,
+        })?
+        .claims;
+    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+        return Err(ProofRejection::Malformed);
+    }
+    if claims.htm != target.method {
+        return Err(ProofRejection::WrongMethod);
+    }
+    match normalized_uri(&claims.htu) {
+        Some(htu) if Some(&htu) == normalized_uri(target.uri).as_ref() => {}
+        _ => return Err(ProofRejection::WrongUri),
+    }
+    let oldest = now.saturating_sub(secs(policy.max_age));
+    let newest = now.saturating_add(secs(policy.leeway));
+    if claims.iat < oldest || claims.iat > newest {
+        return Err(ProofRejection::Stale);
+    }
+    if let Some(token) = target.access_token {
+        if claims.ath.as_deref() != Some(token_hash(token).as_str()) {
+            return Err(ProofRejection::WrongTokenHash);
+        }
+    }
+    let jkt = jwk
+        .thumbprint(ThumbprintHash::SHA256)
+        .map_err(|_| ProofRejection::NoKey)?;
+    Ok(Proof {
+        jkt,
+        jti: claims.jti,
+        iat: claims.iat,
+        nonce: claims.nonce,
+    })
+}
+
+/// The key type an algorithm signs with: ES256 on P-256, EdDSA on Ed25519, RSA for RS*/PS*.
+fn key_fits(jwk: &Jwk, algorithm: Algorithm) -> bool {
+    match (&jwk.algorithm, algorithm) {
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => {
+            ec.curve == EllipticCurve::P256
+        }
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES384) => {
+            ec.curve == EllipticCurve::P384
+        }
+        (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA) => {
+            okp.curve == EllipticCurve::Ed25519
+        }
+        (
+            AlgorithmParameters::RSA(_),
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512,
+        ) => true,
+        _ => false,
+    }
+}
+
+fn secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// `ath`: the base64url SHA-256 of the access token (RFC 9449 §4.2).
+pub fn token_hash(access_token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, access_token.as_bytes()))
+}
+
+/// A URI as `htu` compares it (RFC 9449 §4.3, RFC 3986 §6.2.2-3): without query and fragment,
+/// scheme and host in lower case, no default port, `/` for an empty path. `None` when it is not
+/// an absolute `http` or `https` URI.
+pub fn normalized_uri(uri: &str) -> Option<String> {
+    let uri = uri.split(['?', '#']).next().unwrap_or_default();
+    let (scheme, rest) = uri.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return None,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let authority = authority.to_ascii_lowercase();
+    let authority = authority.strip_suffix(default_port).unwrap_or(&authority);
+    Some(format!("{scheme}://{authority}{path}"))
+}
+
+/// The `jti`s of the proofs accepted within the window, in this process: a second use is a
+/// replay. Bounded: when full of live entries it refuses new proofs rather than forget some.
+pub struct ReplayCache {
+    capacity: usize,
+    seen: Mutex<HashMap<[u8; 32], i64>>,
+}
+
+/// The replay cache is full of proofs still in their window: answer 503, try again shortly.
+#[derive(Debug, thiserror::Error)]
+#[error("too many DPoP proofs in the window to remember another")]
+pub struct ReplayCacheFull;
+
+impl ReplayCache {
+    /// Remembers at most `capacity` keys at once.
+    pub fn new(capacity: usize) -> ReplayCache {
+        ReplayCache {
+            capacity,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `key` is used for the first time at `now`; remembers it until `forget_at`.
+    pub fn first_use_at(
+        &self,
+        key: [u8; 32],
+        forget_at: i64,
+        now: i64,
+    ) -> Result<bool, ReplayCacheFull> {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&forget_at) = seen.get(&key) {
+            if forget_at > now {
+                return Ok(false);
+            }
+        }
+        if seen.len() >= self.capacity {
+            seen.retain(|_, forget_at| *forget_at > now);
+            if seen.len() >= self.capacity {
+                return Err(ReplayCacheFull);
+            }
+        }
+        seen.insert(key, forget_at);
+        Ok(true)
+    }
+}
+
+/// One key per (key, `jti`): a `jti` is only unique for its key. SHA-256, so that the stored
+/// size does not depend on what the client sent.
+pub fn replay_key(proof: &Proof) -> [u8; 32] {
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(proof.jkt.as_bytes());
+    context.update(b".");
+    context.update(proof.jti.as_bytes());
+    let mut key = [0; 32];
+    key.copy_from_slice(context.finish().as_ref());
+    key
+}
+
+/// Where the `jti`s of accepted proofs are remembered: one process ([`ReplayCache`]), or a
+/// store shared by every instance.
+pub trait Replays: Send + Sync {
+    /// Whether `key` (a [`replay_key`]) is used for the first time; remembers it until
+    /// `forget_at` (Unix seconds).
+    fn first_use(&self, key: [u8; 32], forget_at: i64) -> BoxFuture<'_, Result<bool, Cause>>;
+}
+
+impl Replays for ReplayCache {
+    fn first_use(&self, key: [u8; 32], forget_at: i64) -> BoxFuture<'_, Result<bool, Cause>> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let first = self.first_use_at(key, forget_at, now).map_err(Cause::from);
+        Box::pin(std::future::ready(first))
+    }
+}
+
+/// Server nonces (RFC 9449 §8): a proof must carry one given out within the last two periods.
+/// They need no memory: a nonce is its period and a MAC of it, so instances sharing the secret
+/// accept each other's.
+pub struct Nonces {
+    key: hmac::Key,
+    period: i64,
+}
+
+impl Nonces {
+    /// Nonces under `secret` (at least 32 bytes), each given out for `period`.
+    pub fn new(secret: &[u8], period: Duration) -> Nonces {
+        Nonces {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            period: secs(period).max(1),
+        }
+    }
+
+    /// Nonces under a secret of this process only.
+    pub fn random(period: Duration) -> Nonces {
+        let mut secret = [0u8; 32];
+        rand::fill(&mut secret).expect("the system's random source");
+        Nonces::new(&secret, period)
+    }
+
+    fn nonce_for(&self, slot: i64) -> String {
+        let tag = hmac::sign(&self.key, &slot.to_be_bytes());
+        let mut bytes = slot.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&tag.as_ref()[..16]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The nonce to give out at `now` (Unix seconds).
+    pub fn current(&self, now: i64) -> String {
+        self.nonce_for(now.div_euclid(self.period))
+    }
+
+    /// Whether `nonce` was given out in this period or the one before.
+    pub fn accepts(&self, nonce: &str, now: i64) -> bool {
+        let Ok(bytes) = URL_SAFE_NO_PAD.decode(nonce) else {
+            return false;
+        };
+        let Some(slot) = bytes.get(..8).and_then(|slot| slot.try_into().ok()) else {
+            return false;
+        };
+        let slot = i64::from_be_bytes(slot);
+        let current = now.div_euclid(self.period);
+        (slot == current || slot == current - 1)
+            && constant_time::verify_slices_are_equal(
+                self.nonce_for(slot).as_bytes(),
+                nonce.as_bytes(),
+            )
+            .is_ok()
+    }
+}
+
+/// Why a proof was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum DpopError {
+    /// A bad proof: 401 `invalid_dpop_proof` (403 on a refresh).
+    #[error("DPoP proof refused: {0}")]
+    Rejected(#[from] ProofRejection),
+    /// A proof without the current server nonce: the client retries with this one.
+    #[error("a DPoP nonce is required")]
+    UseNonce(String),
+    /// Replays could not be checked: 503, try again.
+    #[error("DPoP replays could not be checked")]
+    Unavailable(#[source] Cause),
+}
+
+/// DPoP for a verifier or a server: the proof policy, replays, and optional nonces.
+pub struct Dpop {
+    policy: DpopPolicy,
+    replays: Arc<dyn Replays>,
+    nonces: Option<Nonces>,
+    required: bool,
+    origin: Option<String>,
+}
+
+/// Proofs remembered by one process: about 100 bytes each, so 1 MiB per 10,000 proofs a
+/// minute.
+const REPLAY_CACHE_CAPACITY: usize = 1_000_000;
+
+impl Dpop {
+    /// Proofs by `policy`, replays remembered in this process, no nonces; bound tokens need a
+    /// proof and unbound ones do not.
+    pub fn new(policy: DpopPolicy) -> Dpop {
+        let replays = Arc::new(ReplayCache::new(REPLAY_CACHE_CAPACITY));
+        Dpop {
+            policy,
+            replays,
+            nonces: None,
+            required: false,
+            origin: None,
+        }
+    }
+
+    /// The scheme, host and port clients call this API at (`https://api.example.com`), as
+    /// proofs name it in `htu`; needed behind a proxy. Without it, the request's own.
+    pub fn with_origin(mut self, origin: &str) -> Dpop {
+        self.origin = Some(origin.trim_end_matches('/').to_owned());
+        self
+    }
+
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// Remembers replays in `replays` (a store every instance shares).
+    pub fn with_replays(mut self, replays: Arc<dyn Replays>) -> Dpop {
+        self.replays = replays;
+        self
+    }
+
+    /// Asks for server nonces.
+    pub fn with_nonces(mut self, nonces: Nonces) -> Dpop {
+        self.nonces = Some(nonces);
+        self
+    }
+
+    /// Refuses tokens that are not bound to a key.
+    pub fn requiring_bound_tokens(mut self) -> Dpop {
+        self.required = true;
+        self
+    }
+
+    pub fn policy(&self) -> &DpopPolicy {
+        &self.policy
+    }
+
+    /// Whether unbound tokens are refused.
+    pub fn requires_bound_tokens(&self) -> bool {
+        self.required
+    }
+
+    /// The nonce to send in `DPoP-Nonce`, when nonces are asked for.
+    pub fn nonce(&self, now: i64) -> Option<String> {
+        self.nonces.as_ref().map(|nonces| nonces.current(now))
+    }
+
+    /// Checks `proof` for `target`: every check of [`check_proof`], then the nonce, then that
+    /// its `jti` was not used before by the same key.
+    pub async fn check(
+        &self,
+        proof: &str,
+        target: &ProofTarget<'_>,
+        now: i64,
+    ) -> Result<Proof, DpopError> {
+        let proof = check_proof(proof, target, &self.policy, now)?;
+        if let Some(nonces) = &self.nonces {
+            if !proof
+                .nonce
+                .as_deref()
+                .is_some_and(|nonce| nonces.accepts(nonce, now))
+            {
+                return Err(DpopError::UseNonce(nonces.current(now)));
+            }
+        }
+        let forget_at = proof
+            .iat
+            .max(now)
+            .saturating_add(secs(self.policy.window()));
+        match self.replays.first_use(replay_key(&proof), forget_at).await {
+            Ok(true) => Ok(proof),
+            Ok(false) => Err(ProofRejection::Replayed.into()),
+            Err(cause) => Err(DpopError::Unavailable(cause)),
+        }
+    }
+
+    /// The challenge's `algs` parameter: the algorithms proofs may use.
+    pub fn algs(&self) -> String {
+        self.policy
+            .algorithms
+            .iter()
+            .map(|alg| format!("{alg:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn htu_compares_without_query_fragment_case_or_default_port() {
+        let same = [
+            (
+                "https://api.example.com/jobs",
+                "https://api.example.com/jobs",
+            ),
+            (
+                "HTTPS://API.example.com:443/jobs?x=1#y",
+                "https://api.example.com/jobs",
+            ),
+            ("http://localhost:80", "http://localhost/"),
+            ("http://127.0.0.1:8000/a", "http://127.0.0.1:8000/a"),
+        ];
+        for (a, b) in same {
+            assert_eq!(normalized_uri(a), normalized_uri(b), "{a} {b}");
+        }
+        let different = [
+            (
+                "https://api.example.com/jobs",
+                "http://api.example.com/jobs",
+            ),
+            (
+                "https://api.example.com/jobs",
+                "https://api.example.com/Jobs",
+            ),
+            (
+                "https://api.example.com:8443/jobs",
+                "https://api.example.com/jobs",
+            ),
+        ];
+        for (a, b) in different {
+            assert_ne!(normalized_uri(a), normalized_uri(b), "{a} {b}");
+        }
+        for bad in ["/jobs", "ftp://x/y", "https://", "https://user@host/x", ""] {
+            assert_eq!(normalized_uri(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_thumbprint_is_rfc_7638s() {
+        // The example of RFC 7638, section 3.1.
+        let jwk: Jwk = serde_json::from_value(serde_json::json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        }))
+        .unwrap();
+        assert_eq!(
+            jwk.thumbprint(ThumbprintHash::SHA256).unwrap(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    #[test]
+    fn nonces_last_two_periods_and_cannot_be_made_up() {
+        let nonces = Nonces::new(&[7; 32], Duration::from_secs(300));
+        let now = 1_800_000_000;
+        let nonce = nonces.current(now);
+        assert!(nonces.accepts(&nonce, now));
+        assert!(nonces.accepts(&nonce, now + 300));
+        assert!(!nonces.accepts(&nonce, now + 600));
+        assert!(
+            !nonces.accepts(&nonce, now - 300),
+            "not before it was given out"
+        );
+        let other = Nonces::new(&[8; 32], Duration::from_secs(300));
+        assert!(!other.accepts(&nonce, now), "another secret");
+        let mut tampered = nonce.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert!(!nonces.accepts(std::str::from_utf8(&tampered).unwrap(), now));
+        assert!(!nonces.accepts("", now));
+    }
+
+    #[test]
+    fn the_replay_cache_remembers_until_forgetting_time_and_refuses_when_full() {
+        let cache = ReplayCache::new(2);
+        assert!(cache.first_use_at([1; 32], 100, 10).unwrap());
+        assert!(!cache.first_use_at([1; 32], 100, 50).unwrap());
+        // Past its time the key may be used again.
+        assert!(cache.first_use_at([1; 32], 300, 100).unwrap());
+        assert!(cache.first_use_at([2; 32], 300, 100).unwrap());
+        // Full of live keys: refused rather than forgetting one.
+        assert!(cache.first_use_at([3; 32], 300, 150).is_err());
+        // Once they expire, there is room again.
+        assert!(cache.first_use_at([3; 32], 500, 300).unwrap());
+    }
+}
