@@ -34,6 +34,6 @@ module.exports = tseslint.config(
   {
     files: ['e2e/**/*.mjs'],
     extends: [eslint.configs.recommended],
-    languageOptions: { sourceType: 'module', globals: { ...globals.node, localStorage: 'readonly', document: 'readonly' } },
+    languageOptions: { sourceType: 'module', globals: { ...globals.node, localStorage: 'readonly', document: 'readonly', indexedDB: 'readonly' } },
   },
 );

@@ -128,6 +128,10 @@ pub struct ServerArgs {
     /// The algorithms DPoP proofs may be signed with, comma-separated (asymmetric only).
     #[arg(long, env = "TOLLGATE_DPOP_ALGS", default_value = "ES256,EdDSA", value_parser = dpop_algs)]
     pub dpop_algs: DpopAlgorithms,
+    /// The origin clients call Tollgate's API at (`https://auth.example.com`), which DPoP proofs
+    /// name in `htu`. Without it: what a trusted proxy forwarded, or the request's `Host`.
+    #[arg(long, env = "TOLLGATE_DPOP_ORIGIN", value_parser = origin)]
+    pub dpop_origin: Option<String>,
     /// Require server nonces (`DPoP-Nonce`) in DPoP proofs.
     #[arg(long, env = "TOLLGATE_DPOP_NONCE", default_value = "false",
         value_parser = boolean, action = ArgAction::Set)]
@@ -366,8 +370,8 @@ pub struct Config {
     pub dpop: DpopMode,
     pub dpop_algorithms: Vec<Algorithm>,
     pub dpop_nonce: bool,
-    /// `scheme://host[:port]` of `TOLLGATE_PUBLIC_URL` when it is set: what DPoP proofs name.
-    pub public_origin: Option<String>,
+    /// `TOLLGATE_DPOP_ORIGIN`: what DPoP proofs name.
+    pub dpop_origin: Option<String>,
 }
 
 impl Config {
@@ -421,7 +425,7 @@ impl Config {
             dpop: args.dpop,
             dpop_algorithms: args.dpop_algs.0.clone(),
             dpop_nonce: args.dpop_nonce,
-            public_origin: args.public_url.as_deref().map(origin_of),
+            dpop_origin: args.dpop_origin.clone(),
         })
     }
 }
@@ -694,15 +698,16 @@ fn public_url(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
-/// `https://example.com` of `https://example.com/app`.
-fn origin_of(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority = rest.split('/').next().unwrap_or_default();
-            format!("{scheme}://{authority}")
-        }
-        None => url.to_owned(),
+/// An `http://` or `https://` origin: a scheme and a host, nothing after.
+fn origin(value: &str) -> Result<String, String> {
+    let url = public_url(value)?;
+    let (_, rest) = url.split_once("://").unwrap_or_default();
+    if rest.contains('/') || rest.contains('@') {
+        return Err(format!(
+            "{value:?} is not an origin such as https://auth.example.com"
+        ));
     }
+    Ok(url)
 }
 
 fn dpop_mode(value: &str) -> Result<DpopMode, String> {

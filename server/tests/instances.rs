@@ -593,8 +593,8 @@ async fn disabling_a_user_on_one_instance_ends_their_sessions_on_all() {
 
 #[tokio::test]
 async fn a_dpop_proof_used_on_one_instance_is_a_replay_on_the_others() {
-    // One public URL, so that a proof names every instance alike.
-    let (_, servers) = three_instances(&["--public-url", "https://auth.example.com"]).await;
+    // One origin, so that a proof names every instance alike.
+    let (_, servers) = three_instances(&["--dpop-origin", "https://auth.example.com"]).await;
     let key = common::dpop::DpopKey::es256();
     let proof = key.proof("POST", "https://auth.example.com/api/login");
     let login = |server: &Server| {

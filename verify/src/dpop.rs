@@ -22,7 +22,7 @@ use crate::verifier::{BoxFuture, Cause};
 
 /// The `typ` header of a proof.
 pub const PROOF_TYP: &str = "dpop+jwt";
-/// Longer proofs are refused before any parsing (an RSA 4096 key makes one of about 1.5 KiB).
+/// Longer proofs are refused before any parsing (an RSA 4096 key makes one of about 2 KiB).
 pub const MAX_PROOF_LEN: usize = 4 * 1024;
 /// The longest `jti` kept: the replay caches store every one for the window.
 const MAX_JTI_LEN: usize = 256;
@@ -72,20 +72,24 @@ pub struct DpopPolicy {
     algorithms: Vec<Algorithm>,
     /// How old a proof's `iat` may be.
     max_age: Duration,
-    /// How far ahead of our clock a proof's `iat` may be.
+    /// How far ahead of our clock a proof's `iat` may be: devices' clocks are often off by
+    /// seconds, and a sign-in refused for it would be a sign-in that worked without DPoP.
     leeway: Duration,
 }
 
 impl Default for DpopPolicy {
-    /// ES256 and EdDSA; proofs at most 60 s old and 5 s ahead of our clock.
+    /// ES256 and EdDSA; proofs at most 60 s old and 60 s ahead of our clock.
     fn default() -> Self {
         DpopPolicy {
             algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
             max_age: Duration::from_secs(60),
-            leeway: Duration::from_secs(5),
+            leeway: Duration::from_secs(60),
         }
     }
 }
+
+/// How long past its window a proof is remembered: other instances' clocks may differ.
+const CLOCK_MARGIN: i64 = 60;
 
 /// An algorithm a proof may not use: symmetric ones (anyone who can check could forge).
 #[derive(Debug, thiserror::Error)]
@@ -297,10 +301,20 @@ pub fn normalized_uri(uri: &str) -> Option<String> {
 }
 
 /// The `jti`s of the proofs accepted within the window, in this process: a second use is a
-/// replay. Bounded: when full of live entries it refuses new proofs rather than forget some.
+/// replay. Entries go as their time passes, oldest first, so memory follows the rate of proofs
+/// over the last few minutes; when that many are live, new proofs are refused rather than some
+/// forgotten.
 pub struct ReplayCache {
     capacity: usize,
-    seen: Mutex<HashMap<[u8; 32], i64>>,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    until: HashMap<[u8; 32], i64>,
+    /// In the order they came; forgetting times nearly follow it (a proof is at most a minute
+    /// ahead), so expired entries are found at the front.
+    order: std::collections::VecDeque<([u8; 32], i64)>,
 }
 
 /// The replay cache is full of proofs still in their window: answer 503, try again shortly.
@@ -313,7 +327,7 @@ impl ReplayCache {
     pub fn new(capacity: usize) -> ReplayCache {
         ReplayCache {
             capacity,
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen::default()),
         }
     }
 
@@ -325,19 +339,38 @@ impl ReplayCache {
         now: i64,
     ) -> Result<bool, ReplayCacheFull> {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&forget_at) = seen.get(&key) {
-            if forget_at > now {
-                return Ok(false);
+        while let Some(&(oldest, until)) = seen.order.front() {
+            if until > now {
+                break;
+            }
+            seen.order.pop_front();
+            // Only if it was not remembered again since.
+            if seen.until.get(&oldest) == Some(&until) {
+                seen.until.remove(&oldest);
             }
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, forget_at| *forget_at > now);
-            if seen.len() >= self.capacity {
-                return Err(ReplayCacheFull);
-            }
+        if seen.until.get(&key).is_some_and(|&until| until > now) {
+            return Ok(false);
         }
-        seen.insert(key, forget_at);
+        if seen.until.len() >= self.capacity {
+            return Err(ReplayCacheFull);
+        }
+        seen.until.insert(key, forget_at);
+        seen.order.push_back((key, forget_at));
         Ok(true)
+    }
+
+    /// How many proofs are remembered.
+    pub fn len(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .until
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -447,7 +480,8 @@ pub struct Dpop {
     origin: Option<String>,
 }
 
-/// Proofs remembered by one process: about 100 bytes each, so 1 MiB per 10,000 proofs a
+/// Proofs remembered by one process at once: about 100 bytes each, so at most about 100 MiB,
+/// reached only by more than 5,000 proofs a second for three minutes.
 /// minute.
 const REPLAY_CACHE_CAPACITY: usize = 1_000_000;
 
@@ -529,7 +563,7 @@ impl Dpop {
         let forget_at = proof
             .iat
             .max(now)
-            .saturating_add(secs(self.policy.window()));
+            .saturating_add(secs(self.policy.window()) + CLOCK_MARGIN);
         match self.replays.first_use(replay_key(&proof), forget_at).await {
             Ok(true) => Ok(proof),
             Ok(false) => Err(ProofRejection::Replayed.into()),
@@ -640,7 +674,9 @@ mod tests {
         assert!(cache.first_use_at([2; 32], 300, 100).unwrap());
         // Full of live keys: refused rather than forgetting one.
         assert!(cache.first_use_at([3; 32], 300, 150).is_err());
-        // Once they expire, there is room again.
+        // Once they expire, there is room again, and what expired is gone.
         assert!(cache.first_use_at([3; 32], 500, 300).unwrap());
+        assert_eq!(cache.len(), 1);
+        assert!(!cache.first_use_at([3; 32], 500, 400).unwrap());
     }
 }

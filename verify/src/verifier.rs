@@ -190,6 +190,10 @@ impl Verifier {
 
     /// Verifies an access token and refuses it if its session was revoked; a `kid` not held
     /// yet makes the verifier fetch the keys (at most once a second).
+    ///
+    /// A token bound to a DPoP key ([`AccessClaims::bound_key`]) is returned like any other:
+    /// it must not be accepted without a proof by that key, which
+    /// [`axum::authenticate`](crate::axum::authenticate) checks.
     pub async fn verify_access(&self, token: &str) -> Result<Arc<AccessClaims>, VerifyError> {
         match self.verify_access_now(token) {
             Err(VerifyError::Rejected(Rejection::UnknownKey)) => {

@@ -9,10 +9,10 @@ export const PROOF_TYP = 'dpop+jwt';
 /** Longer proofs are refused before any parsing. */
 export const MAX_PROOF_LENGTH = 4 * 1024;
 const MAX_JTI_LENGTH = 256;
-/** Members only a private or symmetric key has: a proof carrying one is refused. */
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 /** Proofs remembered at most within their window; when full, new ones are unavailable (503). */
 const REPLAY_CAPACITY = 1_000_000;
+/** How long past its window a proof is remembered, in seconds: clocks differ. */
+const CLOCK_MARGIN_SECONDS = 60;
 
 /** The DPoP proof is missing or refused: answer 401 `invalid_dpop_proof`. */
 export class ProofRejected extends Error {
@@ -74,8 +74,12 @@ export class DpopChecker {
   readonly required: boolean;
   private readonly algorithms: string[];
   private readonly maxAgeSeconds: number;
-  private readonly leewaySeconds = 5;
+  /** How far ahead of our clock a proof may be: devices' clocks are often off by seconds. */
+  private readonly leewaySeconds = 60;
   private readonly seen = new Map<string, number>();
+  /** The keys in the order they came, to forget them as their time passes. */
+  private readonly order: [string, number][] = [];
+  private orderStart = 0;
 
   constructor(options: DpopOptions = {}) {
     this.algorithms = options.algorithms ?? ['ES256', 'EdDSA'];
@@ -102,17 +106,15 @@ export class DpopChecker {
     }
     const jwk = header.jwk as JWK | undefined;
     if (typeof jwk !== 'object' || jwk === null) throw new ProofRejected('no public key');
-    if (PRIVATE_MEMBERS.some((member) => member in jwk)) {
-      throw new ProofRejected('a private key in the proof');
-    }
     let payload: Record<string, unknown>;
     try {
+      // EmbeddedJWK refuses a key with private members (`d`, `k`…): only a public key signs.
       ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
         algorithms: this.algorithms,
         typ: PROOF_TYP,
       }));
     } catch {
-      throw new ProofRejected('bad proof signature or claims');
+      throw new ProofRejected('bad proof key, signature or claims');
     }
     const { jti, htm, htu, iat, ath } = payload;
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) {
@@ -123,27 +125,41 @@ export class DpopChecker {
     if (typeof htu !== 'string' || normalizedUri(htu) === null || normalizedUri(htu) !== expected) {
       throw new ProofRejected('wrong URI (htu)');
     }
-    if (typeof iat !== 'number' || iat < now - this.maxAgeSeconds || iat > now + this.leewaySeconds) {
+    if (!Number.isInteger(iat) || (iat as number) < now - this.maxAgeSeconds || (iat as number) > now + this.leewaySeconds) {
       throw new ProofRejected('stale iat');
     }
     if (target.accessToken !== undefined && ath !== tokenHash(target.accessToken)) {
       throw new ProofRejected('wrong access token hash (ath)');
     }
     const jkt = await calculateJwkThumbprint(jwk, 'sha256');
-    this.firstUse(`${jkt}.${jti}`, Math.max(iat, now) + this.maxAgeSeconds + this.leewaySeconds, now);
+    const window = this.maxAgeSeconds + this.leewaySeconds + CLOCK_MARGIN_SECONDS;
+    this.firstUse(`${jkt}.${jti}`, Math.max(iat as number, now) + window, now);
     return jkt;
   }
 
+  /** Remembers a proof until `forgetAt`; a second use meanwhile is a replay. */
   private firstUse(id: string, forgetAt: number, now: number): void {
+    this.forgetExpired(now);
     const key = createHash('sha256').update(id).digest('base64url');
     const known = this.seen.get(key);
     if (known !== undefined && known > now) throw new ProofRejected('proof replayed (jti)');
     if (this.seen.size >= REPLAY_CAPACITY) {
-      for (const [entry, until] of this.seen) if (until <= now) this.seen.delete(entry);
-      if (this.seen.size >= REPLAY_CAPACITY) {
-        throw new Unavailable('too many DPoP proofs in the window to remember another');
-      }
+      throw new Unavailable('too many DPoP proofs in the window to remember another');
     }
     this.seen.set(key, forgetAt);
+    this.order.push([key, forgetAt]);
+  }
+
+  /** Forgetting times nearly follow arrival, so what has expired is at the front. */
+  private forgetExpired(now: number): void {
+    while (this.orderStart < this.order.length && this.order[this.orderStart]![1] <= now) {
+      const [key, until] = this.order[this.orderStart]!;
+      if (this.seen.get(key) === until) this.seen.delete(key);
+      this.orderStart += 1;
+    }
+    if (this.orderStart > 1024 && this.orderStart * 2 > this.order.length) {
+      this.order.splice(0, this.orderStart);
+      this.orderStart = 0;
+    }
   }
 }

@@ -169,7 +169,9 @@ export class TollgateVerifier {
 
   /**
    * The claims of `token` if it is a valid access token of a session not revoked. Throws
-   * `TokenRejected` (answer 401) or `Unavailable` (answer 503).
+   * `TokenRejected` (answer 401) or `Unavailable` (answer 503). A token bound to a DPoP key
+   * (`cnf.jkt`) is returned like any other: it must not be accepted without a proof by that
+   * key, which the `tollgate()` middleware checks.
    */
   async verify(token: string): Promise<AccessClaims> {
     const claims = this.verified.get(token) ?? (await this.verifySignature(token));

@@ -18,7 +18,7 @@ use super::extract::{is_json, origin_allowed, ApiJson, ClientIp, DpopProof, Opti
 use super::views::UserView;
 use super::AppState;
 use crate::audit::{Client, Event};
-use crate::sessions::{AuthError, DenyReason, Device, Presented, RefreshKind, TokenPair};
+use crate::sessions::{AuthError, DenyReason, Device, RefreshKind, TokenPair};
 use crate::store::User;
 use crate::users::UserError;
 
@@ -101,7 +101,6 @@ pub async fn login(
         ));
     }
     let fingerprint = checked_fingerprint(request.fingerprint)?;
-    let dpop_jkt = proof.for_sign_in(&state)?;
     // The limit is checked before any lookup: the name is not known to be a user's, and is
     // not recorded (it may be a password typed in the wrong field).
     let refused = Event::new("login", "rate_limited");
@@ -117,6 +116,7 @@ pub async fn login(
         metrics::counter!("tollgate_logins_total", "outcome" => "rate_limited").increment(1);
         return Err(limited);
     }
+    let dpop_jkt = proof.bind(&state).await?;
     let device = Device {
         fingerprint,
         client,
@@ -242,21 +242,17 @@ pub async fn refresh(
             }
         },
     };
-    let dpop_jkt = match proof.for_refresh() {
-        Ok(key) => key,
-        Err(error) => {
-            failed();
-            return Ok(refresh_failed(error, from_cookie));
-        }
-    };
-    let presented = Presented {
-        fingerprint: request.fingerprint.as_deref(),
-        dpop_jkt: dpop_jkt.as_deref(),
-    };
+    let proof = proof.request();
     let now = OffsetDateTime::now_utc();
     let result = state
         .sessions
-        .refresh(&token, &presented, &client, now)
+        .refresh(
+            &token,
+            request.fingerprint.as_deref(),
+            proof.as_ref(),
+            &client,
+            now,
+        )
         .await;
     let outcome = match &result {
         Ok((_, RefreshKind::Rotated)) => "ok",

@@ -289,6 +289,8 @@ impl From<AuthError> for ApiError {
             AuthError::DpopRequired => {
                 ApiError::BadRequest("A DPoP proof is required to sign in.".into())
             }
+            AuthError::DpopNonce(nonce) => ApiError::DpopNonce(nonce),
+            AuthError::DpopUnavailable(cause) => ApiError::Unavailable(cause),
             AuthError::RefreshDenied(_) => ApiError::RefreshRefused,
             AuthError::Store(error) => error.into(),
             AuthError::User(error) => error.into(),

@@ -17,9 +17,10 @@ use super::error::{ApiError, DpopChallenge};
 use super::AppState;
 use crate::audit::Client;
 use crate::config::DpopMode;
+use crate::sessions::ProofRequest;
 use crate::tokens::AccessClaims;
 use tollgate_verify::axum::{authenticate, dpop_proof, AuthRejection};
-use tollgate_verify::dpop::{DpopError, Proof, ProofRejection, ProofTarget};
+use tollgate_verify::dpop::{DpopError, ProofRejection};
 
 /// `axum::Json` whose rejections are problem+json (400, 413 or 415).
 #[derive(FromRequest)]
@@ -108,70 +109,58 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// The request's DPoP proof, checked for this request (method and URI): none when the request
-/// has no `DPoP` header.
-pub struct DpopProof(Option<Result<Proof, DpopError>>);
+/// The request's DPoP proof as it came, and what it must be for (method and URI); checked only
+/// where it matters (a sign-in after the rate limit, a refresh of a bound session), so that a
+/// flood of proofs costs no more than the requests.
+pub struct DpopProof(Option<ProofRequest>);
 
 impl FromRequestParts<AppState> for DpopProof {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(dpop) = state.tokens.verifier().dpop() else {
-            return Ok(DpopProof(None));
-        };
         let proof = match dpop_proof(&parts.headers) {
             Err(ProofRejection::Missing) => return Ok(DpopProof(None)),
-            Err(rejection) => return Ok(DpopProof(Some(Err(rejection.into())))),
-            Ok(proof) => proof,
+            Err(rejection) => Err(rejection),
+            Ok(proof) => Ok(proof.to_owned()),
         };
-        let htu = proof_uri(parts, state);
-        let target = ProofTarget {
-            method: parts.method.as_str(),
-            uri: &htu,
-            access_token: None,
-        };
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        Ok(DpopProof(Some(dpop.check(proof, &target, now).await)))
+        Ok(DpopProof(Some(ProofRequest {
+            proof,
+            method: parts.method.to_string(),
+            htu: proof_uri(parts, state),
+        })))
     }
 }
 
 impl DpopProof {
-    /// The key a sign-in binds its session to; a refused proof is a 400, and where DPoP is off
-    /// no key is bound.
-    pub fn for_sign_in(self, state: &AppState) -> Result<Option<String>, ApiError> {
+    /// The key a sign-in binds its session to: none without a proof or where DPoP is off; a
+    /// refused proof is a 400.
+    pub async fn bind(self, state: &AppState) -> Result<Option<String>, ApiError> {
+        let (Some(request), Some(dpop)) = (self.0, state.tokens.verifier().dpop()) else {
+            return Ok(None);
+        };
         if state.config.dpop == DpopMode::Off {
             return Ok(None);
         }
-        self.key(|reason| {
-            tracing::debug!(%reason, "sign-in DPoP proof refused");
-            ApiError::DpopProofRefused
-        })
-    }
-
-    /// The key a refresh presents; a refused proof is a refused refresh (403).
-    pub fn for_refresh(self) -> Result<Option<String>, ApiError> {
-        self.key(|reason| {
-            tracing::info!(%reason, "refresh DPoP proof refused");
-            ApiError::RefreshRefused
-        })
-    }
-
-    fn key(
-        self,
-        refused: impl FnOnce(ProofRejection) -> ApiError,
-    ) -> Result<Option<String>, ApiError> {
-        match self.0 {
-            None => Ok(None),
-            Some(Ok(proof)) => Ok(Some(proof.jkt)),
-            Some(Err(DpopError::Rejected(reason))) => Err(refused(reason)),
-            Some(Err(DpopError::UseNonce(nonce))) => Err(ApiError::DpopNonce(nonce)),
-            Some(Err(DpopError::Unavailable(cause))) => Err(ApiError::Unavailable(cause)),
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match request.check(dpop, now).await {
+            Ok(proof) => Ok(Some(proof.jkt)),
+            Err(DpopError::Rejected(reason)) => {
+                tracing::debug!(%reason, "sign-in DPoP proof refused");
+                Err(ApiError::DpopProofRefused)
+            }
+            Err(DpopError::UseNonce(nonce)) => Err(ApiError::DpopNonce(nonce)),
+            Err(DpopError::Unavailable(cause)) => Err(ApiError::Unavailable(cause)),
         }
+    }
+
+    /// The proof for the session to check, if its session is bound.
+    pub fn request(self) -> Option<ProofRequest> {
+        self.0
     }
 }
 
-/// The URI the client called, as a DPoP proof's `htu` names it: `TOLLGATE_PUBLIC_URL`'s origin
-/// when it is set; else the scheme and host a trusted proxy forwarded (`X-Forwarded-Proto`,
+/// The URI the client called, as a DPoP proof's `htu` names it: `TOLLGATE_DPOP_ORIGIN` when it
+/// is set; else the scheme and host a trusted proxy forwarded (`X-Forwarded-Proto`,
 /// `X-Forwarded-Host`), or our own (`https` when serving TLS) and the `Host` header.
 fn proof_uri(parts: &Parts, state: &AppState) -> String {
     let path = parts.uri.path();

@@ -19,6 +19,7 @@ use super::AppState;
 use crate::audit::{Client, Event};
 use crate::sessions::{Introspection, RevocationPage, TokenKind};
 use crate::store::RevocationCursor;
+use crate::tokens::Confirmation;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -162,6 +163,10 @@ pub struct IntrospectionResponse {
     /// `access_token` or `refresh_token`.
     #[serde(skip_serializing_if = "Option::is_none")]
     token_type: Option<&'static str>,
+    /// For a token bound to a DPoP key: `{"jkt"}`, its thumbprint (RFC 9449 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    cnf: Option<Confirmation>,
 }
 
 impl From<Introspection> for IntrospectionResponse {
@@ -180,6 +185,7 @@ impl From<Introspection> for IntrospectionResponse {
                 TokenKind::Access => "access_token",
                 TokenKind::Refresh => "refresh_token",
             }),
+            cnf: active.jkt.map(|jkt| Confirmation { jkt }),
         }
     }
 }

@@ -101,7 +101,6 @@ pub async fn register(
         return Err(ApiError::BadRequest("An email address is required.".into()));
     }
     let fingerprint = checked_fingerprint(request.fingerprint)?;
-    let dpop_jkt = proof.for_sign_in(&state)?;
     let refused = Event::new("register", "rate_limited");
     rate_limit(
         &state,
@@ -121,6 +120,7 @@ pub async fn register(
         city: request.city,
         roles: Vec::new(),
     };
+    let dpop_jkt = proof.bind(&state).await?;
     let device = Device {
         fingerprint,
         client,

@@ -18,6 +18,7 @@ use crate::store::{RevocationCursor, Session, SignInCheck, Store, StoreError, Us
 use crate::tokens::{TokenError, Tokens};
 use crate::users::{Passwords, UserError, MAX_PASSWORD_BYTES};
 use refresh::RefreshDecision;
+use tollgate_verify::dpop::{Dpop, DpopError, Proof, ProofRejection, ProofTarget};
 
 pub use limit::{SessionLimit, SessionLimitPolicy};
 pub use revocations::{feed_overlap, RevocationPage, Revocations, FEED_PAGE};
@@ -31,6 +32,11 @@ pub enum AuthError {
     FingerprintRequired,
     #[error("a DPoP proof is required")]
     DpopRequired,
+    /// The proof lacks the server nonce: the client signs again with this one.
+    #[error("a DPoP nonce is required")]
+    DpopNonce(String),
+    #[error("DPoP replays could not be checked")]
+    DpopUnavailable(#[source] tollgate_verify::Cause),
     #[error("refresh refused: {0}")]
     RefreshDenied(DenyReason),
     #[error(transparent)]
@@ -109,6 +115,31 @@ pub struct Introspection {
     pub iss: String,
     pub aud: String,
     pub jti: Uuid,
+    /// The DPoP key the token is bound to (RFC 9449 §6.2): a resource server must ask for a
+    /// proof by it.
+    pub jkt: Option<String>,
+}
+
+/// A DPoP proof as a request carried it: the proof (or why it could not be read), and the
+/// method and URI it must be for.
+#[derive(Debug, Clone)]
+pub struct ProofRequest {
+    pub proof: Result<String, ProofRejection>,
+    pub method: String,
+    pub htu: String,
+}
+
+impl ProofRequest {
+    /// Every check of `dpop`, the replay included.
+    pub async fn check(&self, dpop: &Dpop, now: i64) -> Result<Proof, DpopError> {
+        let proof = self.proof.as_deref().map_err(|reason| *reason)?;
+        let target = ProofTarget {
+            method: &self.method,
+            uri: &self.htu,
+            access_token: None,
+        };
+        dpop.check(proof, &target, now).await
+    }
 }
 
 /// How a device identifies itself at a refresh.
@@ -321,16 +352,20 @@ impl Sessions {
         Ok((pair, session.id, evicted.len()))
     }
 
-    /// Verifies a refresh token and rotates its session (`refresh::decide` says how);
-    /// `proof` is the device as it presented itself: a fingerprint, the key of a DPoP proof.
+    /// Verifies a refresh token and rotates its session (`refresh::decide` says how), for a
+    /// device that sent `fingerprint` and `proof`; the proof is checked only for a session
+    /// bound to a key.
     pub async fn refresh(
         &self,
         token: &str,
-        proof: &Presented<'_>,
+        fingerprint: Option<&str>,
+        proof: Option<&ProofRequest>,
         client: &Client,
         now: OffsetDateTime,
     ) -> Result<(TokenPair, RefreshKind), AuthError> {
-        let refreshed = self.try_refresh(token, proof, client, now).await;
+        let refreshed = self
+            .try_refresh(token, fingerprint, proof, client, now)
+            .await;
         if let Err(AuthError::RefreshDenied(reason)) = &refreshed {
             tracing::info!(%reason, "refresh refused");
         }
@@ -340,7 +375,8 @@ impl Sessions {
     async fn try_refresh(
         &self,
         token: &str,
-        presented: &Presented<'_>,
+        fingerprint: Option<&str>,
+        proof: Option<&ProofRequest>,
         client: &Client,
         now: OffsetDateTime,
     ) -> Result<(TokenPair, RefreshKind), AuthError> {
@@ -364,6 +400,8 @@ impl Sessions {
         if user.disabled_at.is_some() {
             return Err(deny(DenyReason::SessionEnded));
         }
+        // The key the proof proves, checked once (a proof is used once).
+        let mut proven: Option<Option<String>> = None;
         // One retry: losing the compare-and-swap means a concurrent refresh just rotated.
         for _ in 0..2 {
             let session = self
@@ -371,7 +409,14 @@ impl Sessions {
                 .find_session(claims.sid)
                 .await?
                 .ok_or(deny(DenyReason::UnknownSession))?;
-            match refresh::decide(&claims, &session, presented, now, &self.policy) {
+            if session.dpop_jkt.is_some() && proven.is_none() {
+                proven = Some(self.proven_key(proof, now).await?);
+            }
+            let presented = Presented {
+                fingerprint,
+                dpop_jkt: proven.as_ref().and_then(|key| key.as_deref()),
+            };
+            match refresh::decide(&claims, &session, &presented, now, &self.policy) {
                 RefreshDecision::Rotate { expires_at } => {
                     let rotated_at = self
                         .store
@@ -412,6 +457,27 @@ impl Sessions {
             }
         }
         Err(deny(DenyReason::SessionEnded))
+    }
+
+    /// The key of a valid proof; none for a missing or refused one (the refresh is then
+    /// refused as any other by the wrong device).
+    async fn proven_key(
+        &self,
+        proof: Option<&ProofRequest>,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, AuthError> {
+        let (Some(request), Some(dpop)) = (proof, self.tokens.verifier().dpop()) else {
+            return Ok(None);
+        };
+        match request.check(dpop, now.unix_timestamp()).await {
+            Ok(proof) => Ok(Some(proof.jkt)),
+            Err(DpopError::Rejected(reason)) => {
+                tracing::info!(%reason, "refresh DPoP proof refused");
+                Ok(None)
+            }
+            Err(DpopError::UseNonce(nonce)) => Err(AuthError::DpopNonce(nonce)),
+            Err(DpopError::Unavailable(cause)) => Err(AuthError::DpopUnavailable(cause)),
+        }
     }
 
     /// Revokes the session named by a refresh token: its id and user, if it was live.
@@ -476,6 +542,7 @@ impl Sessions {
                     iss: claims.iss.clone(),
                     aud: claims.aud.clone(),
                     jti: claims.jti,
+                    jkt: claims.bound_key().map(str::to_owned),
                 }))
             }
             Err(TokenError::KeysUnavailable) => return Err(TokenError::KeysUnavailable.into()),
@@ -486,16 +553,19 @@ impl Sessions {
             Err(TokenError::KeysUnavailable) => return Err(TokenError::KeysUnavailable.into()),
             Err(_) => return Ok(None),
         };
-        let current = self
+        let session = self
             .store
             .find_session(claims.sid)
             .await?
-            .is_some_and(|session| {
+            .filter(|session| {
                 session.user_id == claims.sub
                     && session.is_live(now)
                     && session.generation == claims.gen
             });
-        Ok(current.then_some(Introspection {
+        let Some(session) = session else {
+            return Ok(None);
+        };
+        Ok(Some(Introspection {
             kind: TokenKind::Refresh,
             sub: claims.sub,
             sid: claims.sid,
@@ -505,6 +575,7 @@ impl Sessions {
             iss: claims.iss,
             aud: claims.aud,
             jti: claims.jti,
+            jkt: session.dpop_jkt,
         }))
     }
 

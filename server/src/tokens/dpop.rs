@@ -51,7 +51,7 @@ pub async fn dpop(config: &Config, store: &Arc<dyn Store>) -> Result<Dpop, Token
     if config.dpop == DpopMode::Required {
         dpop = dpop.requiring_bound_tokens();
     }
-    if let Some(origin) = &config.public_origin {
+    if let Some(origin) = &config.dpop_origin {
         dpop = dpop.with_origin(origin);
     }
     Ok(dpop)

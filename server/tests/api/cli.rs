@@ -40,6 +40,7 @@ fn a_bad_setting_stops_the_start_with_one_line_and_exit_code_2() {
         // A proof signed with a shared secret proves nothing.
         ("TOLLGATE_DPOP_ALGS", "ES256,HS256"),
         ("TOLLGATE_DPOP_NONCE", "maybe"),
+        ("TOLLGATE_DPOP_ORIGIN", "https://auth.example.com/api"),
         // Checked when the server starts: a directory without a client.
         ("TOLLGATE_WEB_DIR", "/nonexistent"),
     ] {

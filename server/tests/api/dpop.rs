@@ -169,7 +169,7 @@ async fn every_proof_check_refuses_what_it_guards_against() {
         key.sign(&header, &claims)
     };
     let hs256 = {
-        // Signed with a MAC over the public key's coordinates: anyone could make it.
+        // A MAC anyone could compute: symmetric algorithms never sign proofs.
         let header = json!({ "typ": "dpop+jwt", "alg": "HS256", "jwk": key.jwk() });
         let input = format!(
             "{}.{}",
@@ -237,7 +237,7 @@ async fn every_proof_check_refuses_what_it_guards_against() {
         ),
         (
             "future iat",
-            with(&|_, claims| claims["iat"] = (now() + 60).into()),
+            with(&|_, claims| claims["iat"] = (now() + 120).into()),
         ),
         (
             "no jti",
@@ -420,13 +420,26 @@ async fn server_nonces_are_asked_for_and_a_proof_with_one_is_accepted() {
 }
 
 #[tokio::test]
-async fn the_proof_names_the_public_url_or_what_a_trusted_proxy_forwarded() {
+async fn the_proof_names_the_dpop_origin_or_what_a_trusted_proxy_forwarded() {
     let key = DpopKey::es256();
-    let public = spawn_app_with(&["--public-url", "https://auth.example.com/app"]).await;
+    let public = spawn_app_with(&["--dpop-origin", "https://auth.example.com"]).await;
     let proof = key.proof("POST", &public.url("/api/login"));
     problem(login(&public, Some(&proof)).await, StatusCode::BAD_REQUEST).await;
     let proof = key.proof("POST", "https://auth.example.com/api/login");
     assert_eq!(login(&public, Some(&proof)).await.status(), StatusCode::OK);
+    // With it, the Host header counts for nothing.
+    let proof = key.proof("POST", "http://elsewhere.example/api/login");
+    let response = public
+        .client
+        .post(public.url("/api/login"))
+        .header("content-type", "application/json")
+        .header("host", "elsewhere.example")
+        .header("dpop", proof)
+        .body(CREDENTIALS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
     let proxied = spawn_app_with(&["--trusted-proxies", "127.0.0.1"]).await;
     let proof = key.proof("POST", "https://id.example.org/api/login");
@@ -466,4 +479,56 @@ async fn only_the_configured_algorithms_may_sign_proofs() {
     let es256 = DpopKey::es256().proof("POST", &login_url);
     problem(login(&app, Some(&es256)).await, StatusCode::BAD_REQUEST).await;
     bound_login(&app, &DpopKey::ed25519()).await;
+}
+
+#[tokio::test]
+async fn a_proof_is_checked_only_for_a_bound_session_and_a_bound_one_needs_it_even_with_dpop_off() {
+    let app = spawn_app().await;
+    // An unbound session: whatever DPoP header comes with its refresh is not its business.
+    let unbound: Value = login(&app, None).await.json().await.unwrap();
+    let refreshed = refresh(&app, &token(&unbound, "refreshToken"), Some("not a proof")).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    // A bound session keeps needing its key where DPoP was turned off since.
+    let key = DpopKey::es256();
+    let bound = bound_login(&app, &key).await;
+    let off = app.sibling(&["--dpop", "off"]).await;
+    let refresh_token = token(&bound, "refreshToken");
+    problem(
+        refresh(&off, &refresh_token, None).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let proof = key.proof("POST", &off.url("/api/refresh-token"));
+    let refreshed = refresh(&off, &refresh_token, Some(&proof)).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+}
+
+async fn introspect(app: &TestApp, secret: &str, token: String) -> Value {
+    app.client
+        .post(app.url("/api/introspect"))
+        .bearer_auth(secret)
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn introspection_says_which_key_a_token_is_bound_to() {
+    let secret = "an introspection secret of at least 32 bytes";
+    let app = spawn_app_with(&["--introspection-secrets", secret]).await;
+    let key = DpopKey::es256();
+    let body = bound_login(&app, &key).await;
+    for name in ["accessToken", "refreshToken"] {
+        let answer = introspect(&app, secret, token(&body, name)).await;
+        assert_eq!(answer["active"], true, "{name}");
+        assert_eq!(answer["cnf"]["jkt"], key.thumbprint().as_str(), "{name}");
+    }
+    let unbound: Value = login(&app, None).await.json().await.unwrap();
+    let answer = introspect(&app, secret, token(&unbound, "accessToken")).await;
+    assert_eq!(answer["active"], true);
+    assert!(answer.get("cnf").is_none(), "{answer}");
 }

@@ -5,12 +5,13 @@ function storage(entries: Record<string, string>): Pick<Storage, 'getItem'> {
 }
 
 describe('demoSettings', () => {
-  it('defaults to this origin, the cookie, refresh ahead and a 30-minute idle timeout', () => {
+  it('defaults to this origin, the cookie, refresh ahead, a 30-minute idle timeout and DPoP', () => {
     expect(demoSettings(storage({}))).toEqual({
       apiUrl: '',
       transport: 'cookie',
       refreshAhead: true,
       idleSeconds: 1800,
+      dpop: true,
     });
   });
 
@@ -21,9 +22,16 @@ describe('demoSettings', () => {
         'tollgate.refreshAhead': 'off',
         'tollgate.transport': 'localStorage',
         'tollgate.idleSeconds': '6',
+        'tollgate.dpop': 'off',
       }),
     );
-    expect(settings).toEqual({ apiUrl: 'http://localhost:8000', transport: 'localStorage', refreshAhead: false, idleSeconds: 6 });
+    expect(settings).toEqual({
+      apiUrl: 'http://localhost:8000',
+      transport: 'localStorage',
+      refreshAhead: false,
+      idleSeconds: 6,
+      dpop: false,
+    });
   });
 
   it('ignores what it does not understand', () => {

@@ -1,6 +1,7 @@
 import {
   TollgateFeature,
   withCookieTransport,
+  withDpop,
   withIdleTimeout,
   withLocalStorageTransport,
   withRefreshAhead,
@@ -14,13 +15,15 @@ export interface DemoSettings {
   refreshAhead: boolean;
   /** Sign out after this many seconds without activity. */
   idleSeconds: number;
+  /** Bind the session to this browser's DPoP key. */
+  dpop: boolean;
 }
 
 /**
  * The demo's settings. They can be changed per browser without a rebuild through localStorage
  * keys (the end-to-end tests use them): `tollgate.api` (the API's origin), `tollgate.transport`
- * (`cookie` | `localStorage`), `tollgate.refreshAhead` (`off`) and `tollgate.idleSeconds`
- * (30 minutes by default).
+ * (`cookie` | `localStorage`), `tollgate.refreshAhead` (`off`), `tollgate.idleSeconds`
+ * (30 minutes by default) and `tollgate.dpop` (`off`).
  */
 export function demoSettings(storage: Pick<Storage, 'getItem'> | undefined): DemoSettings {
   return {
@@ -28,6 +31,7 @@ export function demoSettings(storage: Pick<Storage, 'getItem'> | undefined): Dem
     transport: storage?.getItem('tollgate.transport') === 'localStorage' ? 'localStorage' : 'cookie',
     refreshAhead: storage?.getItem('tollgate.refreshAhead') !== 'off',
     idleSeconds: Number(storage?.getItem('tollgate.idleSeconds')) || 30 * 60,
+    dpop: storage?.getItem('tollgate.dpop') !== 'off',
   };
 }
 
@@ -38,5 +42,6 @@ export function tollgateFeatures(settings: DemoSettings): TollgateFeature[] {
     settings.transport === 'localStorage' ? withLocalStorageTransport() : withCookieTransport(),
     withIdleTimeout({ idle: settings.idleSeconds * 1000, warning: warningSeconds * 1000 }),
     ...(settings.refreshAhead ? [withRefreshAhead()] : []),
+    ...(settings.dpop ? [withDpop()] : []),
   ];
 }

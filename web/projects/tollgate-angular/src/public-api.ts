@@ -5,6 +5,7 @@
 export {
   withAllowedUrls,
   withCookieTransport,
+  withDpop,
   withIdleTimeout,
   withLocalStorageTransport,
   withLoginRoute,

@@ -34,16 +34,28 @@ export class AuthState {
  * on every request; this only decides what the page shows.
  */
 export function rolesOf(accessToken: string | null): readonly string[] {
+  const roles = claimsOf(accessToken)?.['roles'];
+  return Array.isArray(roles) ? roles.filter((role): role is string => typeof role === 'string') : [];
+}
+
+/** Whether an access token is bound to a DPoP key (`cnf.jkt`): it goes out as `DPoP`. */
+export function isBound(accessToken: string | null): boolean {
+  const cnf = claimsOf(accessToken)?.['cnf'] as { jkt?: unknown } | undefined;
+  return typeof cnf?.jkt === 'string';
+}
+
+/** The claims of an access token, read without verifying it (the server verifies). */
+function claimsOf(accessToken: string | null): Record<string, unknown> | null {
   const payload = accessToken?.split('.')[1];
   if (!payload) {
-    return [];
+    return null;
   }
   try {
     const binary = atob(payload.replace(/-/g, '+').replace(/_/g, '/'));
     const json = new TextDecoder().decode(Uint8Array.from(binary, (char) => char.charCodeAt(0)));
-    const roles = (JSON.parse(json) as { roles?: unknown }).roles;
-    return Array.isArray(roles) ? roles.filter((role): role is string => typeof role === 'string') : [];
+    const claims: unknown = JSON.parse(json);
+    return typeof claims === 'object' && claims !== null ? (claims as Record<string, unknown>) : null;
   } catch {
-    return [];
+    return null;
   }
 }

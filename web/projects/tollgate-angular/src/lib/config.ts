@@ -21,6 +21,8 @@ export interface ResolvedConfig {
   idle: { idleMs: number; warningMs: number } | null;
   /** Where signed-out users are sent. */
   loginRoute: string;
+  /** Bind the session to this browser's DPoP key. */
+  dpop: boolean;
 }
 
 export const TOLLGATE_CONFIG = new InjectionToken<ResolvedConfig>('TOLLGATE_CONFIG');
@@ -38,6 +40,7 @@ export function resolveConfig(config: TollgateConfig, features: readonly Tollgat
     allowedUrls: [],
     idle: null,
     loginRoute: '/login',
+    dpop: false,
   };
   return features.reduce((resolved, feature) => feature.ɵapply(resolved), defaults);
 }
@@ -101,6 +104,16 @@ export function withIdleTimeout(options: { idle: number; warning: number }): Tol
   return {
     ɵapply: (config) => ({ ...config, idle: { idleMs: options.idle, warningMs: options.warning } }),
   };
+}
+
+/**
+ * DPoP (RFC 9449): the session is bound to a key this browser keeps and cannot give away (a
+ * non-extractable ES256 key in IndexedDB, one per browser profile). Sign-in, refresh and every
+ * request that gets the access token carry a proof signed with it, so stolen tokens are useless
+ * elsewhere. A server nonce challenge is answered by signing again, once.
+ */
+export function withDpop(): TollgateFeature {
+  return { ɵapply: (config) => ({ ...config, dpop: true }) };
 }
 
 /** Where signed-out users are sent (default `/login`). */

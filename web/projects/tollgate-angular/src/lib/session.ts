@@ -1,10 +1,11 @@
-import { HttpClient, HttpContext, HttpContextToken, HttpErrorResponse } from '@angular/common/http';
+import { HttpClient, HttpContext, HttpContextToken, HttpErrorResponse, HttpHeaders } from '@angular/common/http';
 import { DestroyRef, inject, Injectable } from '@angular/core';
 import { Router } from '@angular/router';
 import { firstValueFrom } from 'rxjs';
 
 import { AuthState } from './auth-state';
 import { TOLLGATE_CONFIG } from './config';
+import { DpopKey } from './dpop';
 import { LoginResponse, SignOutReason, TokenResponse, TollgateRegistration, TollgateUser } from './models';
 import { RefreshScheduler } from './refresh-scheduler';
 import { TabMessage, TabSync } from './tab-sync';
@@ -27,6 +28,7 @@ export class Session {
   private readonly storage = inject(TokenStorage);
   private readonly tabs = inject(TabSync);
   private readonly scheduler = inject(RefreshScheduler);
+  private readonly dpop = inject(DpopKey);
   private refreshing: Promise<string> | null = null;
 
   constructor() {
@@ -67,7 +69,7 @@ export class Session {
       fingerprint: this.storage.device(),
       useCookie: this.config.transport === 'cookie',
     };
-    const response = await firstValueFrom(this.http.post<LoginResponse>(this.url(path), body, authEndpoint()));
+    const response = await this.postWithProof<LoginResponse>(this.url(path), body);
     this.state.user.set(response.user);
     this.accept(response);
     this.tabs.post({ type: 'login' });
@@ -150,9 +152,7 @@ export class Session {
     }
     const body = { refreshToken: stored?.refreshToken, fingerprint: this.storage.device() };
     try {
-      const response = await firstValueFrom(
-        this.http.post<TokenResponse>(this.url('/api/refresh-token'), body, authEndpoint()),
-      );
+      const response = await this.postWithProof<TokenResponse>(this.url('/api/refresh-token'), body);
       this.accept(response);
       this.state.events.next({ type: 'refreshed', expiresAt: this.state.expiresAt() });
       return response.accessToken;
@@ -160,6 +160,32 @@ export class Session {
       // Only a refused refresh ends the session; outages and network errors do not.
       if (error instanceof HttpErrorResponse && error.status === 403) {
         this.signOut('refused', true);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * A sign-in or refresh call, with a DPoP proof when the session is to be bound; a nonce
+   * challenge (400 with `DPoP-Nonce`) is answered by signing again, once.
+   */
+  private async postWithProof<T>(url: string, body: object, retried = false): Promise<T> {
+    const options = authEndpoint();
+    if (!this.config.dpop) {
+      return firstValueFrom(this.http.post<T>(url, body, options));
+    }
+    const headers = new HttpHeaders({ DPoP: await this.dpop.proof('POST', url) });
+    try {
+      const response = await firstValueFrom(this.http.post<T>(url, body, { ...options, headers, observe: 'response' }));
+      this.dpop.rememberNonce(url, response.headers.get('DPoP-Nonce'));
+      return response.body as T;
+    } catch (error) {
+      const challenged =
+        error instanceof HttpErrorResponse &&
+        error.status === 400 &&
+        this.dpop.rememberNonce(url, error.headers.get('DPoP-Nonce'));
+      if (challenged && !retried) {
+        return this.postWithProof<T>(url, body, true);
       }
       throw error;
     }

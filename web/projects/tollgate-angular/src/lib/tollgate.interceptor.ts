@@ -1,44 +1,73 @@
 import { HttpErrorResponse, HttpInterceptorFn, HttpRequest } from '@angular/common/http';
 import { inject } from '@angular/core';
-import { catchError, from, switchMap, throwError, timer } from 'rxjs';
+import { catchError, from, Observable, of, switchMap, throwError, timer } from 'rxjs';
 
+import { isBound } from './auth-state';
 import { ResolvedConfig, TOLLGATE_CONFIG } from './config';
+import { DpopKey } from './dpop';
 import { Session, SKIP_AUTH } from './session';
 
 /** The longest `Retry-After` waited for before replaying a request once. */
 const MAX_RETRY_AFTER_MS = 60_000;
 
 /**
- * Adds the access token to the API's own requests (and those `withAllowedUrls` adds). On a 401
+ * Adds the access token to the API's own requests (and those `withAllowedUrls` adds): as
+ * `Bearer`, or, for a token bound to this browser's DPoP key, as `DPoP` with a proof. On a 401
  * it refreshes once (concurrent failures wait for that same refresh) and replays the request
- * with the new token; on a 429 it waits for `Retry-After` (up to a minute) and replays it once.
- * A refused refresh (403) signs out; network errors and 5xx pass through untouched.
+ * with the new token; a DPoP nonce challenge is signed again once; on a 429 it waits for
+ * `Retry-After` (up to a minute) and replays it once. A refused refresh (403) signs out;
+ * network errors and 5xx pass through untouched.
  */
 export const tollgateInterceptor: HttpInterceptorFn = (request, next) => {
   const session = inject(Session);
   const config = inject(TOLLGATE_CONFIG);
+  const dpop = inject(DpopKey);
   if (request.context.get(SKIP_AUTH) || !isAllowed(request.url, config)) {
     return next(request);
   }
+  const authorised = (token: string | null): Observable<HttpRequest<unknown>> => {
+    if (token === null) {
+      return of(request);
+    }
+    if (!isBound(token)) {
+      return of(request.clone({ setHeaders: { Authorization: `Bearer ${token}` } }));
+    }
+    const url = new URL(request.urlWithParams, document.baseURI).href;
+    return from(dpop.proof(request.method, url, token)).pipe(
+      switchMap((proof) => of(request.clone({ setHeaders: { Authorization: `DPoP ${token}`, DPoP: proof } }))),
+    );
+  };
   // Each kind of replay at most once: a request cannot loop.
-  const send = (bearer: string | null, refreshed: boolean, waited: boolean): ReturnType<typeof next> =>
-    next(withBearer(request, bearer)).pipe(
+  const send = (token: string | null, replayed: Replayed): ReturnType<typeof next> =>
+    authorised(token).pipe(
+      switchMap((authorisedRequest) => next(authorisedRequest)),
       catchError((error: unknown) => {
         if (!(error instanceof HttpErrorResponse)) {
           return throwError(() => error);
         }
-        if (error.status === 401 && bearer !== null && !refreshed) {
-          return from(session.refreshAfter(bearer)).pipe(switchMap((fresh) => send(fresh, true, waited)));
+        const nonce = error.status === 401 && error.headers?.get('DPoP-Nonce');
+        if (nonce && !replayed.nonce && dpop.rememberNonce(request.url, nonce)) {
+          return send(token, { ...replayed, nonce: true });
         }
-        const wait = error.status === 429 && !waited ? retryAfterMs(error) : null;
+        if (error.status === 401 && token !== null && !replayed.refresh) {
+          return from(session.refreshAfter(token)).pipe(switchMap((fresh) => send(fresh, { ...replayed, refresh: true })));
+        }
+        const wait = error.status === 429 && !replayed.wait ? retryAfterMs(error) : null;
         if (wait !== null) {
-          return timer(wait).pipe(switchMap(() => send(session.accessToken(), refreshed, true)));
+          return timer(wait).pipe(switchMap(() => send(session.accessToken(), { ...replayed, wait: true })));
         }
         return throwError(() => error);
       }),
     );
-  return send(session.accessToken(), false, false);
+  return send(session.accessToken(), { refresh: false, wait: false, nonce: false });
 };
+
+/** Which replays a request has had. */
+interface Replayed {
+  refresh: boolean;
+  wait: boolean;
+  nonce: boolean;
+}
 
 /** Whether `url` gets the access token: the API's origin under `/api/`, or an allowed URL. */
 export function isAllowed(url: string, config: Pick<ResolvedConfig, 'apiUrl' | 'allowedUrls'>): boolean {
@@ -63,6 +92,3 @@ function retryAfterMs(error: HttpErrorResponse): number | null {
   return ms >= 0 && ms <= MAX_RETRY_AFTER_MS ? ms : null;
 }
 
-function withBearer<T>(request: HttpRequest<T>, token: string | null): HttpRequest<T> {
-  return token ? request.clone({ setHeaders: { Authorization: `Bearer ${token}` } }) : request;
-}
