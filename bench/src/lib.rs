@@ -102,3 +102,57 @@ pub async fn start_instance(
     tokio::spawn(app.run_until(std::future::pending()));
     Ok((address, store))
 }
+
+/// A DPoP client key for the load generator and the micro-benchmarks: ES256, a proof per
+/// request, as a browser with `withDpop()` signs them.
+pub struct DpopSigner {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+    header: String,
+}
+
+impl DpopSigner {
+    pub fn new() -> anyhow::Result<DpopSigner> {
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .map_err(|_| anyhow::anyhow!("key generation"))?;
+        let point = pair.public_key().as_ref();
+        let header = serde_json::json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": {
+            "kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..]) } });
+        Ok(DpopSigner {
+            pair,
+            header: URL_SAFE_NO_PAD.encode(header.to_string()),
+        })
+    }
+
+    /// A fresh proof for `method` on `htu`, with the hash of `access_token` if given.
+    pub fn proof(&self, method: &str, htu: &str, access_token: Option<&str>) -> String {
+        use aws_lc_rs::digest::{digest, SHA256};
+        use aws_lc_rs::rand::SystemRandom;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let mut claims = serde_json::json!({
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "htm": method,
+            "htu": htu,
+            "iat": time::OffsetDateTime::now_utc().unix_timestamp(),
+        });
+        if let Some(token) = access_token {
+            claims["ath"] = URL_SAFE_NO_PAD
+                .encode(digest(&SHA256, token.as_bytes()))
+                .into();
+        }
+        let input = format!(
+            "{}.{}",
+            self.header,
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = self
+            .pair
+            .sign(&SystemRandom::new(), input.as_bytes())
+            .expect("signing never fails for a valid key");
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+    }
+}

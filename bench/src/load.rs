@@ -19,6 +19,12 @@ use crate::percentiles;
 pub enum Workload {
     /// The same GET with a bearer token, again and again.
     Get { path: &'static str, token: String },
+    /// The same GET with a DPoP-bound token and a fresh proof for each request.
+    DpopGet {
+        path: &'static str,
+        token: String,
+        signer: Arc<crate::DpopSigner>,
+    },
     /// The same JSON POST again and again.
     Post { path: &'static str, body: String },
     /// Refresh chains: connection `n` starts from `tokens[n]` and always sends the refresh
@@ -92,6 +98,18 @@ async fn connection(
             Workload::Get { path, token } => Request::get(*path)
                 .header("host", "bench")
                 .header("authorization", format!("Bearer {token}"))
+                .body(Full::new(Bytes::new()))?,
+            Workload::DpopGet {
+                path,
+                token,
+                signer,
+            } => Request::get(*path)
+                .header("host", "bench")
+                .header("authorization", format!("DPoP {token}"))
+                .header(
+                    "dpop",
+                    signer.proof("GET", &format!("http://bench{path}"), Some(token)),
+                )
                 .body(Full::new(Bytes::new()))?,
             Workload::Post { path, body } => json_post(path, body.clone())?,
             Workload::RefreshChain { .. } => json_post(

@@ -211,6 +211,19 @@ async fn main() -> anyhow::Result<()> {
         token: token.to_owned(),
     };
     let tollgate_token = token(&signed_in, "accessToken")?;
+    let signer = std::sync::Arc::new(tollgate_bench::DpopSigner::new()?);
+    let dpop_token = {
+        let url = tollgate.url("/api/login");
+        let response = client
+            .post(&url)
+            .header("dpop", signer.proof("POST", &url, None))
+            .json(&json!({ "username": "user1", "password": "password" }))
+            .send()
+            .await?;
+        let body: Value = response.json().await?;
+        anyhow::ensure!(body["tokenType"] == "DPoP", "a DPoP sign-in: {body}");
+        token(&body, "accessToken")?
+    };
     let hs_token = token(&login(&client, &tollgate_hs).await?, "accessToken")?;
     let express_token = token(&login(&client, &express).await?, "accessToken")?;
 
@@ -247,6 +260,7 @@ async fn main() -> anyhow::Result<()> {
             None,
         )
         .await?;
+        let mut bearer = 0.0;
         for (server, token) in [(&tollgate, &tollgate_token), (&tollgate_hs, &hs_token)] {
             let workload = get("/api/job-list", token);
             let per_second = measure(
@@ -266,6 +280,32 @@ async fn main() -> anyhow::Result<()> {
                     100.0 * per_second / limit_reading
                 );
             }
+            if bearer == 0.0 {
+                bearer = per_second;
+            }
+        }
+        // The same list with a DPoP-bound token and a fresh proof per request (signed by the
+        // load generator, as a browser would), beside the bearer run just above.
+        let workload = Workload::DpopGet {
+            path: "/api/job-list",
+            token: dpop_token.clone(),
+            signer: signer.clone(),
+        };
+        let per_second = measure(
+            &mut rows,
+            "GET /api/job-list with DPoP",
+            &tollgate,
+            workload,
+            connections,
+            duration,
+            Some(node),
+        )
+        .await?;
+        if let Some(row) = rows.last_mut() {
+            row.scenario = format!(
+                "GET /api/job-list with DPoP ({:.0}% of the bearer run)",
+                100.0 * per_second / bearer
+            );
         }
         against_express(
             &mut rows,
