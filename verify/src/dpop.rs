@@ -583,9 +583,243 @@ impl Dpop {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+    };
+    use serde_json::{json, Value};
+
+    const NOW: i64 = 1_800_000_000;
+    const URL: &str = "https://api.example.com/api/job-list";
+
+    fn b64(value: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(value.to_string())
+    }
+
+    struct Key(EcdsaKeyPair);
+
+    impl Key {
+        fn new() -> Key {
+            Key(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap())
+        }
+
+        fn jwk(&self) -> Value {
+            let point = self.0.public_key().as_ref();
+            json!({ "crv": "P-256", "kty": "EC",
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..]) })
+        }
+
+        fn header(&self) -> Value {
+            json!({ "typ": PROOF_TYP, "alg": "ES256", "jwk": self.jwk() })
+        }
+
+        fn sign(&self, header: &Value, claims: &Value) -> String {
+            let input = format!("{}.{}", b64(header), b64(claims));
+            let rng = aws_lc_rs::rand::SystemRandom::new();
+            let signature = self.0.sign(&rng, input.as_bytes()).unwrap();
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+        }
+    }
+
+    fn claims() -> Value {
+        json!({ "jti": "one", "htm": "GET", "htu": URL, "iat": NOW, "ath": token_hash("token") })
+    }
+
+    fn check(proof: &str) -> Result<Proof, ProofRejection> {
+        let target = ProofTarget {
+            method: "GET",
+            uri: URL,
+            access_token: Some("token"),
+        };
+        check_proof(proof, &target, &DpopPolicy::default(), NOW)
+    }
+
+    #[test]
+    fn each_proof_check_refuses_with_its_own_reason() {
+        let key = Key::new();
+        let with = |change: &dyn Fn(&mut Value, &mut Value)| {
+            let (mut header, mut claims) = (key.header(), claims());
+            change(&mut header, &mut claims);
+            key.sign(&header, &claims)
+        };
+        let good = check(&with(&|_, _| {})).unwrap();
+        assert_eq!(good.jti, "one");
+        let jwk: Jwk = serde_json::from_value(key.jwk()).unwrap();
+        assert_eq!(good.jkt, jwk.thumbprint(ThumbprintHash::SHA256).unwrap());
+
+        let other = Key::new();
+        let ed = Ed25519KeyPair::generate().unwrap();
+        let ed_jwk = json!({ "crv": "Ed25519", "kty": "OKP",
+            "x": URL_SAFE_NO_PAD.encode(ed.public_key().as_ref()) });
+        let unsigned = format!(
+            "{}.{}.",
+            b64(&json!({ "typ": PROOF_TYP, "alg": "none", "jwk": key.jwk() })),
+            b64(&claims())
+        );
+        let mut tampered = with(&|_, _| {}).into_bytes();
+        let middle = tampered.len() - 20;
+        tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+        let cases: Vec<(&str, String, ProofRejection)> = vec![
+            (
+                "too long",
+                "a".repeat(MAX_PROOF_LEN + 1),
+                ProofRejection::Oversized,
+            ),
+            ("not a JWT", "not a proof".into(), ProofRejection::Malformed),
+            (
+                "typ",
+                with(&|h, _| h["typ"] = "JWT".into()),
+                ProofRejection::WrongType,
+            ),
+            ("alg none", unsigned, ProofRejection::Algorithm),
+            (
+                "HS256",
+                with(&|h, _| h["alg"] = "HS256".into()),
+                ProofRejection::Algorithm,
+            ),
+            (
+                "ES384, not allowed",
+                with(&|h, _| h["alg"] = "ES384".into()),
+                ProofRejection::Algorithm,
+            ),
+            (
+                "no jwk",
+                with(&|h, _| {
+                    h.as_object_mut().unwrap().remove("jwk");
+                }),
+                ProofRejection::NoKey,
+            ),
+            (
+                "private member",
+                with(&|h, _| h["jwk"]["d"] = "c2VjcmV0".into()),
+                ProofRejection::PrivateKey,
+            ),
+            (
+                "symmetric key",
+                with(&|h, _| h["jwk"] = json!({ "kty": "oct", "k": "c2VjcmV0" })),
+                ProofRejection::PrivateKey,
+            ),
+            (
+                "EdDSA key for ES256",
+                with(&|h, _| h["jwk"] = ed_jwk.clone()),
+                ProofRejection::NoKey,
+            ),
+            (
+                "another key's jwk",
+                with(&|h, _| h["jwk"] = other.jwk()),
+                ProofRejection::BadSignature,
+            ),
+            (
+                "tampered",
+                String::from_utf8(tampered).unwrap(),
+                ProofRejection::BadSignature,
+            ),
+            (
+                "no jti",
+                with(&|_, c| {
+                    c.as_object_mut().unwrap().remove("jti");
+                }),
+                ProofRejection::Malformed,
+            ),
+            (
+                "empty jti",
+                with(&|_, c| c["jti"] = "".into()),
+                ProofRejection::Malformed,
+            ),
+            (
+                "long jti",
+                with(&|_, c| c["jti"] = "j".repeat(257).into()),
+                ProofRejection::Malformed,
+            ),
+            (
+                "fractional iat",
+                with(&|_, c| c["iat"] = json!(NOW as f64 + 0.5)),
+                ProofRejection::Malformed,
+            ),
+            (
+                "htm",
+                with(&|_, c| c["htm"] = "get".into()),
+                ProofRejection::WrongMethod,
+            ),
+            (
+                "htu path",
+                with(&|_, c| c["htu"] = "https://api.example.com/api/other".into()),
+                ProofRejection::WrongUri,
+            ),
+            (
+                "htu scheme",
+                with(&|_, c| c["htu"] = "http://api.example.com/api/job-list".into()),
+                ProofRejection::WrongUri,
+            ),
+            (
+                "htu relative",
+                with(&|_, c| c["htu"] = "/api/job-list".into()),
+                ProofRejection::WrongUri,
+            ),
+            (
+                "iat 61 s old",
+                with(&|_, c| c["iat"] = (NOW - 61).into()),
+                ProofRejection::Stale,
+            ),
+            (
+                "iat 61 s ahead",
+                with(&|_, c| c["iat"] = (NOW + 61).into()),
+                ProofRejection::Stale,
+            ),
+            (
+                "ath",
+                with(&|_, c| c["ath"] = token_hash("other").into()),
+                ProofRejection::WrongTokenHash,
+            ),
+            (
+                "no ath",
+                with(&|_, c| {
+                    c.as_object_mut().unwrap().remove("ath");
+                }),
+                ProofRejection::WrongTokenHash,
+            ),
+        ];
+        for (name, proof, expected) in cases {
+            assert_eq!(check(&proof), Err(expected), "{name}");
+        }
+        // The edges of the window are inside it.
+        for iat in [NOW - 60, NOW + 60] {
+            assert!(check(&with(&|_, c| c["iat"] = iat.into())).is_ok(), "{iat}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_proof_is_used_once_and_a_nonce_is_asked_for_when_configured() {
+        let key = Key::new();
+        let target = ProofTarget {
+            method: "GET",
+            uri: URL,
+            access_token: Some("token"),
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut fresh = claims();
+        fresh["iat"] = now.into();
+        let proof = key.sign(&key.header(), &fresh);
+        let dpop = Dpop::new(DpopPolicy::default());
+        assert!(dpop.check(&proof, &target, now).await.is_ok());
+        assert!(matches!(
+            dpop.check(&proof, &target, now).await,
+            Err(DpopError::Rejected(ProofRejection::Replayed))
+        ));
+
+        let nonces = Dpop::new(DpopPolicy::default())
+            .with_nonces(Nonces::new(&[1; 32], Duration::from_secs(300)));
+        let Err(DpopError::UseNonce(nonce)) = nonces.check(&proof, &target, now).await else {
+            panic!("a nonce is asked for");
+        };
+        fresh["nonce"] = nonce.into();
+        fresh["jti"] = "two".into();
+        let with_nonce = key.sign(&key.header(), &fresh);
+        assert!(nonces.check(&with_nonce, &target, now).await.is_ok());
+    }
 
     #[test]
     fn htu_compares_without_query_fragment_case_or_default_port() {

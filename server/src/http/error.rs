@@ -222,6 +222,13 @@ impl IntoResponse for ApiError {
                     insert_nonce(headers, &nonce);
                 }
             }
+            // A sign-in's own: no token was sent, so this tells the client why (RFC 9449 §5).
+            ApiError::DpopProofRefused => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"DPoP error="invalid_dpop_proof""#),
+                );
+            }
             ApiError::DpopNonce(nonce) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,

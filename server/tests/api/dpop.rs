@@ -289,7 +289,12 @@ async fn a_sign_in_with_a_bad_proof_is_refused_and_binds_nothing() {
     let key = DpopKey::es256();
     let login_url = app.url("/api/login");
     let proof = key.proof("GET", &login_url);
-    problem(login(&app, Some(&proof)).await, StatusCode::BAD_REQUEST).await;
+    let refused = login(&app, Some(&proof)).await;
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        r#"DPoP error="invalid_dpop_proof""#
+    );
+    problem(refused, StatusCode::BAD_REQUEST).await;
     let proof = key.proof("POST", &login_url);
     assert_eq!(login(&app, Some(&proof)).await.status(), StatusCode::OK);
     // Replayed: refused, even with the right password.
