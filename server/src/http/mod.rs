@@ -91,7 +91,9 @@ pub fn router(state: AppState) -> Router {
             ])
             // Clients honour `Retry-After` on a 429 (the Angular library waits, then replays
             // once), and sign their DPoP proofs again with the nonce of a challenge.
+            // `Date` lets a client with a wrong clock date its proofs by ours.
             .expose_headers([
+                header::DATE,
                 header::RETRY_AFTER,
                 header::WWW_AUTHENTICATE,
                 tollgate_verify::axum::DPOP_NONCE.clone(),

@@ -489,9 +489,26 @@ async fn only_the_configured_algorithms_may_sign_proofs() {
 #[tokio::test]
 async fn a_proof_is_checked_only_for_a_bound_session_and_a_bound_one_needs_it_even_with_dpop_off() {
     let app = spawn_app().await;
-    // An unbound session: whatever DPoP header comes with its refresh is not its business.
-    let unbound: Value = login(&app, None).await.json().await.unwrap();
-    let refreshed = refresh(&app, &token(&unbound, "refreshToken"), Some("not a proof")).await;
+    let nonced = app.sibling(&["--dpop-nonce", "true"]).await;
+    // An unbound session: whatever DPoP header comes with its refresh is not its business, not
+    // even a proof without the nonce the server asks for.
+    let unbound: Value = login(&nonced, None).await.json().await.unwrap();
+    let refresh_url = nonced.url("/api/refresh-token");
+    let without_nonce = DpopKey::es256().proof("POST", &refresh_url);
+    let refreshed = refresh(
+        &nonced,
+        &token(&unbound, "refreshToken"),
+        Some(&without_nonce),
+    )
+    .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    let refreshed = refresh(
+        &nonced,
+        &token(&refreshed, "refreshToken"),
+        Some("not a proof"),
+    )
+    .await;
     assert_eq!(refreshed.status(), StatusCode::OK);
     // A bound session keeps needing its key where DPoP was turned off since.
     let key = DpopKey::es256();

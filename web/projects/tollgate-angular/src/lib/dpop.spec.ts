@@ -3,8 +3,8 @@ import { HttpTestingController, TestRequest } from '@angular/common/http/testing
 import { TestBed } from '@angular/core/testing';
 
 import { withDpop } from './config';
-import { DpopKey } from './dpop';
-import { settle, setUp, tokens, tokenWithClaims, USER } from '../testing/setup';
+import { DPOP_KEY_STORE, DpopKey } from './dpop';
+import { session, settle, setUp, tokens, tokenWithClaims, USER } from '../testing/setup';
 
 function decodePart(part: string): Record<string, unknown> {
   const binary = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
@@ -50,15 +50,25 @@ async function next(backend: HttpTestingController, url: string): Promise<TestRe
   return backend.expectOne(url);
 }
 
+/** A key of this test's own: jsdom has no IndexedDB (Chromium runs the real one, e2e). */
+const inMemoryKey = {
+  provide: DPOP_KEY_STORE,
+  useValue: () => crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']),
+};
+
+function withDpopSetUp() {
+  return setUp([withDpop()], { providers: [inMemoryKey] });
+}
+
 describe('withDpop', () => {
   afterEach(() => TestBed.inject(HttpTestingController).verify());
 
   it('signs a proof with one non-extractable ES256 key: header, claims and signature', async () => {
-    setUp([withDpop()]);
+    withDpopSetUp();
     const dpop = TestBed.inject(DpopKey);
     const [one, two] = [
-      await dpop.proof('GET', 'https://api.example.com/api/job-list?page=2#top', 'access-1'),
-      await dpop.proof('POST', '/api/login'),
+      (await dpop.proof('GET', 'https://api.example.com/api/job-list?page=2#top', 'access-1')).proof,
+      (await dpop.proof('POST', '/api/login')).proof,
     ];
     const [header, claims] = one.split('.').slice(0, 2).map(decodePart);
     expect(header['typ']).toBe('dpop+jwt');
@@ -76,7 +86,7 @@ describe('withDpop', () => {
   });
 
   it('binds the sign-in with a proof and signs again once for a nonce challenge', async () => {
-    const { auth, backend } = setUp([withDpop()]);
+    const { auth, backend } = withDpopSetUp();
     const signedIn = auth.login('user1', 'password');
     const first = await next(backend, '/api/login');
     expect((await proofOf(first)).claims['nonce']).toBeUndefined();
@@ -92,7 +102,7 @@ describe('withDpop', () => {
   });
 
   it('sends a bound token as DPoP with a proof of it, an unbound one as Bearer', async () => {
-    const { auth, backend } = setUp([withDpop()]);
+    const { auth, backend } = withDpopSetUp();
     const bound = tokenWithClaims({ sub: USER.id, cnf: { jkt: 'thumbprint' } });
     const signedIn = auth.login('user1', 'password');
     (await next(backend, '/api/login')).flush({ user: USER, ...tokens(bound), tokenType: 'DPoP' });
@@ -119,7 +129,7 @@ describe('withDpop', () => {
   });
 
   it('sends unbound tokens as Bearer without a proof', async () => {
-    const { auth, backend } = setUp([withDpop()]);
+    const { auth, backend } = withDpopSetUp();
     const signedIn = auth.login('user1', 'password');
     (await next(backend, '/api/login')).flush({ user: USER, ...tokens('access-1') });
     await signedIn;
@@ -128,5 +138,61 @@ describe('withDpop', () => {
     expect(jobs.request.headers.get('Authorization')).toBe('Bearer access-1');
     expect(jobs.request.headers.has('DPoP')).toBe(false);
     jobs.flush([]);
+  });
+
+  it('signs refreshes too, and answers a nonce challenge there once without signing out', async () => {
+    const { auth, backend } = withDpopSetUp();
+    const bound = tokenWithClaims({ sub: USER.id, cnf: { jkt: 'thumbprint' } });
+    const signedIn = auth.login('user1', 'password');
+    (await next(backend, '/api/login')).flush({ user: USER, ...tokens(bound), tokenType: 'DPoP' });
+    await signedIn;
+
+    const refreshed = session().refreshAfter(bound);
+    const first = await next(backend, '/api/refresh-token');
+    expect((await proofOf(first)).claims['htu']).toBe(`${location.origin}/api/refresh-token`);
+    const challenge = { status: 400, statusText: 'Bad Request', headers: new HttpHeaders({ 'DPoP-Nonce': 'n-3' }) };
+    first.flush({ status: 400 }, challenge);
+    const second = await next(backend, '/api/refresh-token');
+    expect((await proofOf(second)).claims['nonce']).toBe('n-3');
+    // The same nonce again: not signed a third time, and the session is kept.
+    second.flush({ status: 400 }, challenge);
+    await expect(refreshed).rejects.toMatchObject({ status: 400 });
+    expect(auth.user()).toEqual(USER);
+  });
+
+  it('retries each of several requests challenged at once', async () => {
+    const { auth, backend } = withDpopSetUp();
+    const bound = tokenWithClaims({ sub: USER.id, cnf: { jkt: 'thumbprint' } });
+    const signedIn = auth.login('user1', 'password');
+    (await next(backend, '/api/login')).flush({ user: USER, ...tokens(bound), tokenType: 'DPoP' });
+    await signedIn;
+    const http = TestBed.inject(HttpClient);
+    http.get('/api/job-list').subscribe();
+    http.get('/api/sessions').subscribe();
+    const challenge = {
+      status: 401,
+      statusText: 'Unauthorized',
+      headers: new HttpHeaders({ 'DPoP-Nonce': 'n-4', 'WWW-Authenticate': 'DPoP error="use_dpop_nonce"' }),
+    };
+    (await next(backend, '/api/job-list')).flush(null, challenge);
+    (await next(backend, '/api/sessions')).flush(null, challenge);
+    // Both signed again with the nonce; no refresh.
+    for (const url of ['/api/job-list', '/api/sessions']) {
+      const again = await next(backend, url);
+      expect((await proofOf(again)).claims['nonce']).toBe('n-4');
+      again.flush([]);
+    }
+    backend.expectNone('/api/refresh-token');
+  });
+
+  it('binds nothing where no key can be kept', async () => {
+    const { auth, backend } = setUp([withDpop()], {
+      providers: [{ provide: DPOP_KEY_STORE, useValue: () => Promise.resolve(null) }],
+    });
+    const signedIn = auth.login('user1', 'password');
+    const login = await next(backend, '/api/login');
+    expect(login.request.headers.has('DPoP')).toBe(false);
+    login.flush({ user: USER, ...tokens('access-1') });
+    await signedIn;
   });
 });

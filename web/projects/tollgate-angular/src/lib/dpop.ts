@@ -1,26 +1,56 @@
-import { Injectable } from '@angular/core';
+import { inject, Injectable, InjectionToken } from '@angular/core';
 
-const DATABASE = 'tollgate';
+const DATABASE = 'tollgate-angular-dpop';
 const STORE = 'keys';
 const KEY_NAME = 'dpop';
 /** One tab creates the key; the others wait and load it. */
 const LOCK_NAME = 'tollgate-dpop-key';
+/** The longest wait for IndexedDB before going on without a kept key. */
+const STORAGE_TIMEOUT_MS = 5_000;
+
+/**
+ * Where the key is kept: IndexedDB (the default). Resolves to null where no key can be kept.
+ * Unit tests, which run without IndexedDB, provide a key of their own.
+ */
+export const DPOP_KEY_STORE = new InjectionToken<() => Promise<CryptoKeyPair | null>>('DPOP_KEY_STORE', {
+  providedIn: 'root',
+  factory: () => loadOrCreate,
+});
+
+/** A signed proof, and the server nonce it carries. */
+export interface SignedProof {
+  proof: string;
+  nonce: string | undefined;
+}
 
 /**
  * The browser's DPoP key (RFC 9449) and the proofs it signs. The key is ECDSA P-256 (ES256),
  * made non-extractable: script can ask the browser to sign with it, never read it. It is kept in
- * IndexedDB, so one browser profile has one key across reloads and tabs.
+ * IndexedDB, so one browser profile has one key across reloads and tabs. Where it cannot be kept
+ * (IndexedDB blocked or broken), `usable()` says so and sessions are not bound: a key that a
+ * reload would lose would sign the user out.
  */
 @Injectable({ providedIn: 'root' })
 export class DpopKey {
-  private pair: Promise<CryptoKeyPair> | null = null;
+  private readonly store = inject(DPOP_KEY_STORE);
+  private pair: Promise<CryptoKeyPair | null> | null = null;
   private publicJwk: Promise<JsonWebKey> | null = null;
   /** The last server nonce (`DPoP-Nonce`) of each origin, for the next proof there. */
   private readonly nonces = new Map<string, string>();
+  /** Server time minus ours (ms), from the `Date` of the API's answers: `iat` is the server's. */
+  private clockOffsetMs = 0;
+
+  /** Whether this browser keeps a key, so that sessions may be bound to it. */
+  async usable(): Promise<boolean> {
+    return (await this.keyPair()) !== null;
+  }
 
   /** A proof for `method` on `url`, with the hash of the access token that goes with it. */
-  async proof(method: string, url: string, accessToken?: string): Promise<string> {
+  async proof(method: string, url: string, accessToken?: string): Promise<SignedProof> {
     const pair = await this.keyPair();
+    if (pair === null) {
+      throw new Error('tollgate-angular: no DPoP key could be kept in this browser');
+    }
     const jwk = await this.jwk(pair);
     const target = new URL(url, document.baseURI);
     const nonce = this.nonces.get(target.origin);
@@ -28,7 +58,7 @@ export class DpopKey {
       jti: crypto.randomUUID(),
       htm: method,
       htu: target.origin + target.pathname,
-      iat: Math.floor(Date.now() / 1000),
+      iat: Math.floor((Date.now() + this.clockOffsetMs) / 1000),
       ...(accessToken === undefined ? {} : { ath: base64url(await sha256(accessToken)) }),
       ...(nonce === undefined ? {} : { nonce }),
     };
@@ -40,25 +70,33 @@ export class DpopKey {
       pair.privateKey,
       new TextEncoder().encode(input),
     );
-    return `${input}.${base64url(new Uint8Array(signature))}`;
+    return { proof: `${input}.${base64url(new Uint8Array(signature))}`, nonce };
   }
 
   /**
-   * Keeps the nonce a response from `url` carries for the next proof there; true when it is
-   * one the last proof did not have (so a refused request is worth signing again once).
+   * What an answer from `url` says: its nonce for the next proof there, and its `Date`. True
+   * when it brought a nonce other than `used` (the one the refused proof carried), so that the
+   * request is worth signing again, once.
    */
-  rememberNonce(url: string, nonce: string | null): boolean {
+  learn(url: string, headers: { get(name: string): string | null } | undefined, used?: string): boolean {
+    const date = Date.parse(headers?.get('Date') ?? '');
+    if (Number.isFinite(date)) {
+      this.clockOffsetMs = date - Date.now();
+    }
+    const nonce = headers?.get('DPoP-Nonce');
     if (!nonce) {
       return false;
     }
-    const origin = new URL(url, document.baseURI).origin;
-    const fresh = this.nonces.get(origin) !== nonce;
-    this.nonces.set(origin, nonce);
-    return fresh;
+    this.nonces.set(new URL(url, document.baseURI).origin, nonce);
+    return nonce !== used;
   }
 
-  private keyPair(): Promise<CryptoKeyPair> {
-    this.pair ??= loadOrCreate();
+  /** The kept key; a failure is forgotten, so that the next call tries again. */
+  private keyPair(): Promise<CryptoKeyPair | null> {
+    this.pair ??= this.store().catch(() => {
+      this.pair = null;
+      return null;
+    });
     return this.pair;
   }
 
@@ -71,39 +109,58 @@ export class DpopKey {
   }
 }
 
-/** The key kept in IndexedDB, made there by the first tab that needs it. */
-async function loadOrCreate(): Promise<CryptoKeyPair> {
-  if (typeof indexedDB === 'undefined') {
-    return generate();
+/** The key kept in IndexedDB, made there by the first tab that needs it; null without one. */
+async function loadOrCreate(): Promise<CryptoKeyPair | null> {
+  if (typeof indexedDB === 'undefined' || !globalThis.crypto?.subtle) {
+    return null;
   }
-  const task = async () => {
-    const database = await open();
-    try {
-      const stored = await request<CryptoKeyPair | undefined>(
-        database.transaction(STORE).objectStore(STORE).get(KEY_NAME),
-      );
-      if (stored?.privateKey && stored.publicKey) {
-        return stored;
-      }
-      const pair = await generate();
-      await request(database.transaction(STORE, 'readwrite').objectStore(STORE).put(pair, KEY_NAME));
-      return pair;
-    } finally {
-      database.close();
-    }
-  };
+  const task = () => withTimeout(keptKey(), STORAGE_TIMEOUT_MS);
   const locks = typeof navigator === 'undefined' ? undefined : navigator.locks;
   // `request` settles with what the task settles with.
   return locks ? await locks.request(LOCK_NAME, task) : task();
 }
 
-function generate(): Promise<CryptoKeyPair> {
-  return crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+async function keptKey(): Promise<CryptoKeyPair> {
+  const database = await open();
+  try {
+    const stored = await request<unknown>(database.transaction(STORE).objectStore(STORE).get(KEY_NAME));
+    if (isSigningPair(stored)) {
+      return stored;
+    }
+    const pair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+    const writing = database.transaction(STORE, 'readwrite');
+    writing.objectStore(STORE).put(pair, KEY_NAME);
+    // Kept only once the transaction commits: a session must not be bound to a key that is not.
+    await new Promise<void>((resolve, reject) => {
+      writing.oncomplete = () => resolve();
+      writing.onerror = () => reject(writing.error);
+      writing.onabort = () => reject(writing.error);
+    });
+    return pair;
+  } finally {
+    database.close();
+  }
+}
+
+/** What a usable stored key looks like: a non-extractable ECDSA P-256 key pair that signs. */
+function isSigningPair(value: unknown): value is CryptoKeyPair {
+  const pair = value as Partial<CryptoKeyPair> | undefined;
+  const privateKey = pair?.privateKey;
+  const algorithm = privateKey?.algorithm as EcKeyAlgorithm | undefined;
+  return (
+    privateKey instanceof CryptoKey &&
+    pair?.publicKey instanceof CryptoKey &&
+    algorithm?.name === 'ECDSA' &&
+    algorithm.namedCurve === 'P-256' &&
+    !privateKey.extractable &&
+    privateKey.usages.includes('sign')
+  );
 }
 
 function open(): Promise<IDBDatabase> {
   const opening = indexedDB.open(DATABASE, 1);
   opening.onupgradeneeded = () => opening.result.createObjectStore(STORE);
+  opening.onblocked = () => opening.transaction?.abort();
   return request(opening);
 }
 
@@ -111,6 +168,22 @@ function request<T>(pending: IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
     pending.onsuccess = () => resolve(pending.result);
     pending.onerror = () => reject(pending.error);
+  });
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('IndexedDB did not answer')), ms);
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
   });
 }
 

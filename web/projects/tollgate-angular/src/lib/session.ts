@@ -171,19 +171,20 @@ export class Session {
    */
   private async postWithProof<T>(url: string, body: object, retried = false): Promise<T> {
     const options = authEndpoint();
-    if (!this.config.dpop) {
+    // Without a key this browser keeps, the session stays unbound: a lost key would sign out.
+    if (!this.config.dpop || !(await this.dpop.usable())) {
       return firstValueFrom(this.http.post<T>(url, body, options));
     }
-    const headers = new HttpHeaders({ DPoP: await this.dpop.proof('POST', url) });
+    const signed = await this.dpop.proof('POST', url);
+    const headers = new HttpHeaders({ DPoP: signed.proof });
     try {
       const response = await firstValueFrom(this.http.post<T>(url, body, { ...options, headers, observe: 'response' }));
-      this.dpop.rememberNonce(url, response.headers.get('DPoP-Nonce'));
+      this.dpop.learn(url, response.headers);
       return response.body as T;
     } catch (error) {
+      // A nonce challenge: signed again, once, with a nonce the refused proof did not carry.
       const challenged =
-        error instanceof HttpErrorResponse &&
-        error.status === 400 &&
-        this.dpop.rememberNonce(url, error.headers.get('DPoP-Nonce'));
+        error instanceof HttpErrorResponse && error.status === 400 && this.dpop.learn(url, error.headers, signed.nonce);
       if (challenged && !retried) {
         return this.postWithProof<T>(url, body, true);
       }

@@ -25,39 +25,54 @@ export const tollgateInterceptor: HttpInterceptorFn = (request, next) => {
   if (request.context.get(SKIP_AUTH) || !isAllowed(request.url, config)) {
     return next(request);
   }
-  const authorised = (token: string | null): Observable<HttpRequest<unknown>> => {
+  /** The request with the token, and the nonce its proof carried when the token is bound. */
+  const authorised = (token: string | null): Observable<{ sent: HttpRequest<unknown>; nonce?: string }> => {
     if (token === null) {
-      return of(request);
+      return of({ sent: request });
     }
     if (!isBound(token)) {
-      return of(request.clone({ setHeaders: { Authorization: `Bearer ${token}` } }));
+      return of({ sent: request.clone({ setHeaders: { Authorization: `Bearer ${token}` } }) });
     }
     const url = new URL(request.urlWithParams, document.baseURI).href;
     return from(dpop.proof(request.method, url, token)).pipe(
-      switchMap((proof) => of(request.clone({ setHeaders: { Authorization: `DPoP ${token}`, DPoP: proof } }))),
+      switchMap(({ proof, nonce }) =>
+        of({ sent: request.clone({ setHeaders: { Authorization: `DPoP ${token}`, DPoP: proof } }), nonce }),
+      ),
     );
   };
-  // Each kind of replay at most once: a request cannot loop.
+  // Each kind of replay at most once: a request cannot loop. One handler per attempt: what a
+  // replay does wrong is its own handler's business, never this one's again.
   const send = (token: string | null, replayed: Replayed): ReturnType<typeof next> =>
     authorised(token).pipe(
-      switchMap((authorisedRequest) => next(authorisedRequest)),
-      catchError((error: unknown) => {
-        if (!(error instanceof HttpErrorResponse)) {
-          return throwError(() => error);
-        }
-        const nonce = error.status === 401 && error.headers?.get('DPoP-Nonce');
-        if (nonce && !replayed.nonce && dpop.rememberNonce(request.url, nonce)) {
-          return send(token, { ...replayed, nonce: true });
-        }
-        if (error.status === 401 && token !== null && !replayed.refresh) {
-          return from(session.refreshAfter(token)).pipe(switchMap((fresh) => send(fresh, { ...replayed, refresh: true })));
-        }
-        const wait = error.status === 429 && !replayed.wait ? retryAfterMs(error) : null;
-        if (wait !== null) {
-          return timer(wait).pipe(switchMap(() => send(session.accessToken(), { ...replayed, wait: true })));
-        }
-        return throwError(() => error);
-      }),
+      switchMap(({ sent, nonce }) =>
+        next(sent).pipe(
+          catchError((error: unknown) => {
+            if (!(error instanceof HttpErrorResponse)) {
+              return throwError(() => error);
+            }
+            // A nonce challenge to a bound token's proof: signed again with the new nonce.
+            const challenged =
+              error.status === 401 &&
+              token !== null &&
+              isBound(token) &&
+              !replayed.nonce &&
+              dpop.learn(request.url, error.headers, nonce);
+            if (challenged) {
+              return send(token, { ...replayed, nonce: true });
+            }
+            if (error.status === 401 && token !== null && !replayed.refresh) {
+              return from(session.refreshAfter(token)).pipe(
+                switchMap((fresh) => send(fresh, { ...replayed, refresh: true })),
+              );
+            }
+            const wait = error.status === 429 && !replayed.wait ? retryAfterMs(error) : null;
+            if (wait !== null) {
+              return timer(wait).pipe(switchMap(() => send(session.accessToken(), { ...replayed, wait: true })));
+            }
+            return throwError(() => error);
+          }),
+        ),
+      ),
     );
   return send(session.accessToken(), { refresh: false, wait: false, nonce: false });
 };

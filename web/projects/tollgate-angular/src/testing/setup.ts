@@ -1,5 +1,6 @@
 import { provideHttpClient, withInterceptors } from '@angular/common/http';
 import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
+import { Provider } from '@angular/core';
 import { TestBed } from '@angular/core/testing';
 import { provideRouter, Router } from '@angular/router';
 
@@ -19,7 +20,10 @@ export const USER: TollgateUser = {
  * A TestBed with the real services and interceptor over Angular's HTTP testing backend, with
  * `features` applied. `keepStorage` leaves what the test stored in localStorage.
  */
-export function setUp(features: TollgateFeature[] = [], { keepStorage = false } = {}) {
+export function setUp(
+  features: TollgateFeature[] = [],
+  { keepStorage = false, providers = [] as Provider[] } = {},
+) {
   if (!keepStorage) {
     localStorage.clear();
   }
@@ -29,6 +33,7 @@ export function setUp(features: TollgateFeature[] = [], { keepStorage = false } 
       provideHttpClientTesting(),
       provideRouter([{ path: 'login', children: [] }]),
       { provide: TOLLGATE_CONFIG, useValue: resolveConfig({ apiUrl: '' }, features) },
+      ...providers,
     ],
   });
   return {
