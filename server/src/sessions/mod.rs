@@ -317,11 +317,9 @@ impl Sessions {
             last_used_at: now,
             expires_at: now + self.policy.refresh_ttl.min(self.policy.max_age),
             revoked_at: None,
-            // A DPoP key supersedes the fingerprint: only the key is checked at refresh.
-            fingerprint_hash: match &device.dpop_jkt {
-                Some(_) => None,
-                None => device.fingerprint.as_deref().map(fingerprint_hash),
-            },
+            // Kept for a bound session too: it marks the device as known to the sign-in limit.
+            // At refresh a DPoP key supersedes it: only the key is checked.
+            fingerprint_hash: device.fingerprint.as_deref().map(fingerprint_hash),
             user_agent: device.client.user_agent.map(|ua| truncate(ua, 512)),
             ip: device.client.ip,
             dpop_jkt: device.dpop_jkt,

@@ -43,7 +43,8 @@ pub fn decide(
         (None, _) if policy.require_dpop => return Deny(DenyReason::DpopRequired),
         (None, _) => {}
     }
-    if let Some(expected) = &session.fingerprint_hash {
+    // A session bound to a key keeps its fingerprint for the sign-in limit; the key supersedes it.
+    if let (Some(expected), None) = (&session.fingerprint_hash, &session.dpop_jkt) {
         let given = presented
             .fingerprint
             .map(fingerprint_hash)
@@ -307,6 +308,21 @@ mod tests {
             decide(&claims(3), &bound, &with(None), now(), &policy()),
             mismatch
         );
+        // The key supersedes a fingerprint kept beside it.
+        let with_fingerprint = Session {
+            fingerprint_hash: Some(fingerprint_hash("device-a")),
+            ..bound.clone()
+        };
+        assert!(matches!(
+            decide(
+                &claims(3),
+                &with_fingerprint,
+                &with(Some("key-a")),
+                now(),
+                &policy()
+            ),
+            RefreshDecision::Rotate { .. }
+        ));
         assert_eq!(
             decide(&claims(3), &bound, &with(Some("key-b")), now(), &policy()),
             mismatch

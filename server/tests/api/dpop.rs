@@ -554,3 +554,52 @@ async fn introspection_says_which_key_a_token_is_bound_to() {
     assert_eq!(answer["active"], true);
     assert!(answer.get("cnf").is_none(), "{answer}");
 }
+
+#[tokio::test]
+async fn a_browser_with_a_dpop_key_stays_a_known_device_for_the_sign_in_limit() {
+    let app = spawn_app_with(&["--login-rate", "3/1m", "--trusted-proxies", "127.0.0.1"]).await;
+    let key = DpopKey::es256();
+    let login_url = app.url("/api/login");
+    let sign_in = |from: &str, password: &str, fingerprint: &str, proof: Option<String>| {
+        let mut request = app
+            .client
+            .post(&login_url)
+            .header("x-forwarded-for", from)
+            .json(
+                &json!({ "username": "user1", "password": password, "fingerprint": fingerprint }),
+            );
+        if let Some(proof) = proof {
+            request = request.header("dpop", proof);
+        }
+        request.send()
+    };
+    let owner = sign_in(
+        "203.0.113.7",
+        "password",
+        "owner-laptop",
+        Some(key.proof("POST", &login_url)),
+    );
+    let owner: Value = owner.await.unwrap().json().await.unwrap();
+    assert_eq!(owner["tokenType"], "DPoP");
+    for n in 0..6 {
+        sign_in(
+            &format!("198.51.100.{n}"),
+            &format!("guess{n}"),
+            &format!("bot{n}"),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let stranger = sign_in("192.0.2.1", "password", "unknown", None)
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), StatusCode::TOO_MANY_REQUESTS);
+    let again = sign_in(
+        "203.0.113.7",
+        "password",
+        "owner-laptop",
+        Some(key.proof("POST", &login_url)),
+    );
+    assert_eq!(again.await.unwrap().status(), StatusCode::OK);
+}
