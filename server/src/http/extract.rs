@@ -175,14 +175,7 @@ fn proof_uri(parts: &Parts, state: &AppState) -> String {
     let from_proxy = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .is_some_and(|ConnectInfo(peer)| {
-            let peer = peer.ip();
-            state
-                .config
-                .trusted_proxies
-                .iter()
-                .any(|net| net.contains(&peer))
-        });
+        .is_some_and(|ConnectInfo(peer)| is_trusted(&peer.ip(), &state.config.trusted_proxies));
     // The first entry: the one the proxy nearest the client wrote.
     let forwarded = |name: &str| {
         from_proxy
@@ -265,8 +258,7 @@ impl FromRequestParts<AppState> for ClientIp {
 }
 
 fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
+    if !is_trusted(&peer, trusted) {
         return peer;
     }
     // Right to left, over every entry: each trusted proxy appended the address it saw, so the
@@ -286,13 +278,18 @@ fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
         .rev()
         .filter_map(|entry| forwarded_address(entry))
     {
-        if !is_trusted(&ip) {
+        if !is_trusted(&ip, trusted) {
             return ip;
         }
         nearest_proxy = ip;
     }
     // Only proxies all the way: the one farthest out is the closest we know to the client.
     nearest_proxy
+}
+
+/// Whether `ip` is one of the configured proxies, whose forwarded headers are believed.
+fn is_trusted(ip: &IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(ip))
 }
 
 /// One `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:80`, `[::1]:80`).

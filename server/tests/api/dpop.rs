@@ -10,11 +10,19 @@ use crate::common::{decode, problem, spawn_app, spawn_app_with, token, TestApp};
 const CREDENTIALS: &str = r#"{"username":"user1","password":"password"}"#;
 
 async fn login(app: &TestApp, proof: Option<&str>) -> Response {
+    login_with(app, proof, &[]).await
+}
+
+/// Signs in as user1 with `proof` and these extra headers.
+async fn login_with(app: &TestApp, proof: Option<&str>, headers: &[(&str, &str)]) -> Response {
     let mut request = app
         .client
         .post(app.url("/api/login"))
         .header("content-type", "application/json")
         .body(CREDENTIALS);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     if let Some(proof) = proof {
         request = request.header("dpop", proof);
     }
@@ -424,6 +432,12 @@ async fn server_nonces_are_asked_for_and_a_proof_with_one_is_accepted() {
     );
 }
 
+/// What a proxy in front says the client called.
+const FORWARDED: [(&str, &str); 2] = [
+    ("x-forwarded-proto", "https"),
+    ("x-forwarded-host", "id.example.org"),
+];
+
 #[tokio::test]
 async fn the_proof_names_the_dpop_origin_or_what_a_trusted_proxy_forwarded() {
     let key = DpopKey::es256();
@@ -434,46 +448,17 @@ async fn the_proof_names_the_dpop_origin_or_what_a_trusted_proxy_forwarded() {
     assert_eq!(login(&public, Some(&proof)).await.status(), StatusCode::OK);
     // With it, the Host header counts for nothing.
     let proof = key.proof("POST", "http://elsewhere.example/api/login");
-    let response = public
-        .client
-        .post(public.url("/api/login"))
-        .header("content-type", "application/json")
-        .header("host", "elsewhere.example")
-        .header("dpop", proof)
-        .body(CREDENTIALS)
-        .send()
-        .await
-        .unwrap();
+    let response = login_with(&public, Some(&proof), &[("host", "elsewhere.example")]).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
     let proxied = spawn_app_with(&["--trusted-proxies", "127.0.0.1"]).await;
     let proof = key.proof("POST", "https://id.example.org/api/login");
-    let response = proxied
-        .client
-        .post(proxied.url("/api/login"))
-        .header("content-type", "application/json")
-        .header("x-forwarded-proto", "https")
-        .header("x-forwarded-host", "id.example.org")
-        .header("dpop", proof)
-        .body(CREDENTIALS)
-        .send()
-        .await
-        .unwrap();
+    let response = login_with(&proxied, Some(&proof), &FORWARDED).await;
     assert_eq!(response.status(), StatusCode::OK);
     // From a peer that is not a trusted proxy, the same headers count for nothing.
     let direct = spawn_app().await;
     let proof = key.proof("POST", "https://id.example.org/api/login");
-    let response = direct
-        .client
-        .post(direct.url("/api/login"))
-        .header("content-type", "application/json")
-        .header("x-forwarded-proto", "https")
-        .header("x-forwarded-host", "id.example.org")
-        .header("dpop", proof)
-        .body(CREDENTIALS)
-        .send()
-        .await
-        .unwrap();
+    let response = login_with(&direct, Some(&proof), &FORWARDED).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
