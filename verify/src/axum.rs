@@ -202,7 +202,9 @@ pub fn dpop_proof(headers: &HeaderMap) -> Result<&str, ProofRejection> {
 }
 
 /// The URI a proof's `htu` must name for a request to `uri`: the verifier's DPoP origin when it
-/// has one, else the scheme of `uri` (`http` when it has none) and its `Host`.
+/// has one, else the scheme of `uri` (`http` when it has none: a server terminating TLS itself
+/// needs the origin) and its `Host`. Give it the URI before any `Router::nest` (axum's
+/// `OriginalUri`); the extractor and the layer do.
 pub fn proof_uri(verifier: &Verifier, uri: &Uri, headers: &HeaderMap) -> String {
     let origin = verifier.dpop().and_then(|dpop| dpop.origin());
     match origin {
@@ -217,6 +219,14 @@ pub fn proof_uri(verifier: &Verifier, uri: &Uri, headers: &HeaderMap) -> String 
             format!("{scheme}://{host}{}", uri.path())
         }
     }
+}
+
+/// The URI the request came with, before a nested router (`Router::nest`) took its prefix off:
+/// the one the client called, which a proof names.
+fn original_uri(extensions: &http::Extensions) -> Option<&Uri> {
+    extensions
+        .get::<axum::extract::OriginalUri>()
+        .map(|axum::extract::OriginalUri(uri)| uri)
 }
 
 /// Verifies the request's access token with `verifier`: a `Bearer` token as it is, a token
@@ -274,7 +284,8 @@ where
             return Ok(authenticated.clone());
         }
         let verifier = Arc::<Verifier>::from_ref(state);
-        let htu = proof_uri(&verifier, &parts.uri, &parts.headers);
+        let uri = original_uri(&parts.extensions).unwrap_or(&parts.uri);
+        let htu = proof_uri(&verifier, uri, &parts.headers);
         authenticate(&verifier, &parts.method, &htu, &parts.headers)
             .await
             .map(Authenticated)
@@ -332,7 +343,8 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         Box::pin(async move {
-            let htu = proof_uri(&verifier, request.uri(), request.headers());
+            let uri = original_uri(request.extensions()).unwrap_or(request.uri());
+            let htu = proof_uri(&verifier, uri, request.headers());
             match authenticate(&verifier, request.method(), &htu, request.headers()).await {
                 Ok(claims) => {
                     request.extensions_mut().insert(Authenticated(claims));

@@ -81,10 +81,14 @@ impl ClientKey {
     }
 
     fn proof(&self, access_token: &str) -> String {
+        self.proof_at(access_token, "http://api.test/me")
+    }
+
+    fn proof_at(&self, access_token: &str, htu: &str) -> String {
         let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
         header.typ = Some("dpop+jwt".into());
         header.jwk = Some(self.jwk.clone());
-        let claims = json!({ "jti": Uuid::new_v4(), "htm": "GET", "htu": "http://api.test/me",
+        let claims = json!({ "jti": Uuid::new_v4(), "htm": "GET", "htu": htu,
             "iat": OffsetDateTime::now_utc().unix_timestamp(),
             "ath": tollgate_verify::dpop::token_hash(access_token) });
         encode(&header, &claims, &EncodingKey::from_ec_der(&self.pkcs8)).expect("proof")
@@ -205,9 +209,14 @@ async fn the_layer_guards_every_route_under_it_and_hands_over_the_claims() {
     );
 }
 
-/// `GET http://api.test/me` with these headers: the status, the challenge, the `DPoP-Nonce`.
+/// `GET http://api.test/me` with these headers: the status and the challenge.
 async fn send_with(app: Router, headers: &[(&str, &str)]) -> (StatusCode, String) {
-    let mut request = Request::get("/me").header(header::HOST, "api.test");
+    send_to(app, "/me", headers).await
+}
+
+/// `GET http://api.test{path}` with these headers: the status and the challenge.
+async fn send_to(app: Router, path: &str, headers: &[(&str, &str)]) -> (StatusCode, String) {
+    let mut request = Request::get(path).header(header::HOST, "api.test");
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -266,4 +275,35 @@ async fn a_token_bound_to_a_key_is_accepted_only_with_a_proof_by_that_key() {
     let proof = key.proof(&token);
     let refused = send_with(app, &[("authorization", &dpop), ("dpop", &proof)]).await;
     assert_eq!(refused, invalid_token);
+}
+
+#[tokio::test]
+async fn a_proof_names_the_whole_path_under_a_nested_router() {
+    let key = ClientKey::new();
+    let (verifier, token) = verifier_and_bound_token(Uuid::new_v4(), Some(&key.thumbprint()));
+    let verifier = Arc::new(verifier.with_dpop(Dpop::new(DpopPolicy::default())));
+    let by_extractor = Router::new()
+        .nest("/v1", Router::new().route("/me", get(whoami)))
+        .with_state(verifier.clone());
+    let by_layer = Router::new().nest(
+        "/v1",
+        Router::new()
+            .route("/me", get(|| async { "ok" }))
+            .layer(RequireAccessToken::new(verifier)),
+    );
+    let dpop = format!("DPoP {token}");
+    for app in [by_extractor, by_layer] {
+        // The client called /v1/me, whatever the inner router sees.
+        let whole = key.proof_at(&token, "http://api.test/v1/me");
+        let ok = send_to(
+            app.clone(),
+            "/v1/me",
+            &[("authorization", &dpop), ("dpop", &whole)],
+        )
+        .await;
+        assert_eq!(ok, (StatusCode::OK, String::new()));
+        let inner = key.proof_at(&token, "http://api.test/me");
+        let refused = send_to(app, "/v1/me", &[("authorization", &dpop), ("dpop", &inner)]).await;
+        assert_eq!(refused.0, StatusCode::UNAUTHORIZED);
+    }
 }

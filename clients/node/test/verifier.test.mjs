@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 
-import { TollgateVerifier, TokenRejected, Unavailable, tokenHash, tollgate } from '../dist/index.js';
+import { DpopChecker, ProofRejected, TollgateVerifier, TokenRejected, Unavailable, tokenHash, tollgate } from '../dist/index.js';
 import { maxAgeMs } from '../dist/keys.js';
 
 const quiet = { warn() {}, info() {} };
@@ -312,4 +312,28 @@ test('a token bound to a DPoP key passes only as DPoP with a proof by that key',
     assert.deepEqual(await call(`DPoP ${token}`, proofs), invalidProof, name);
   }
   middleware.verifier.close();
+});
+
+test('a proof is remembered until it is stale, and held to an exp or nbf it carries', async () => {
+  const checker = new DpopChecker();
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwk = await exportJWK(publicKey);
+  const iat = 1_800_000_000;
+  const target = { method: 'GET', uri: 'https://api.test/api/hello' };
+  const proof = (jti, extra = {}) =>
+    new SignJWT({ jti, htm: 'GET', htu: target.uri, iat, ...extra })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
+      .sign(privateKey);
+  const refusal = (reason) => (error) => error instanceof ProofRejected && error.reason === reason;
+  const once = await proof('once');
+  await checker.check(once, target, iat);
+  // The last second the proof is fresh, it is still a replay; the next, it is stale.
+  await assert.rejects(checker.check(once, target, iat + 60), refusal('proof replayed (jti)'));
+  await assert.rejects(checker.check(once, target, iat + 61), refusal('stale iat'));
+
+  const claimsRefused = refusal('bad proof key, signature or claims');
+  await assert.rejects(checker.check(await proof('expired', { exp: iat - 61 }), target, iat), claimsRefused);
+  await checker.check(await proof('expiring', { exp: iat - 59 }), target, iat);
+  await assert.rejects(checker.check(await proof('early', { nbf: iat + 61 }), target, iat), claimsRefused);
+  await checker.check(await proof('soon', { nbf: iat + 59 }), target, iat);
 });

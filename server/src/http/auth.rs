@@ -101,6 +101,7 @@ pub async fn login(
         ));
     }
     let fingerprint = checked_fingerprint(request.fingerprint)?;
+    proof.nonce_challenge(&state)?;
     // The limit is checked before any lookup: the name is not known to be a user's, and is
     // not recorded (it may be a password typed in the wrong field).
     let refused = Event::new("login", "rate_limited");

@@ -82,6 +82,10 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// The RFC 9449 error code of a DPoP refusal, as `WWW-Authenticate` gives it:
+    /// `invalid_token`, `invalid_dpop_proof` or `use_dpop_nonce`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
 }
 
 impl ApiError {
@@ -91,6 +95,19 @@ impl ApiError {
 
     pub fn unavailable(cause: impl Into<Cause>) -> ApiError {
         ApiError::Unavailable(cause.into())
+    }
+
+    /// The RFC 9449 error code of a DPoP refusal.
+    fn dpop_error(&self) -> Option<&'static str> {
+        match self {
+            ApiError::DpopUnauthorized(DpopChallenge::InvalidToken) => Some("invalid_token"),
+            ApiError::DpopUnauthorized(DpopChallenge::InvalidProof)
+            | ApiError::DpopProofRefused => Some("invalid_dpop_proof"),
+            ApiError::DpopUnauthorized(DpopChallenge::UseNonce(_)) | ApiError::DpopNonce(_) => {
+                Some("use_dpop_nonce")
+            }
+            _ => None,
+        }
     }
 
     fn status(&self) -> StatusCode {
@@ -158,12 +175,13 @@ impl ApiError {
     }
 }
 
-fn problem(status: StatusCode, detail: String) -> Response {
+fn problem(status: StatusCode, detail: String, error: Option<&'static str>) -> Response {
     let body = Problem {
         kind: "about:blank".into(),
         title: status.canonical_reason().unwrap_or("Error").into(),
         status: status.as_u16(),
         detail,
+        error,
     };
     let mut response = (status, axum::Json(body)).into_response();
     response.headers_mut().insert(
@@ -194,7 +212,8 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let mut response = problem(self.status(), self.detail());
+        let dpop_error = self.dpop_error();
+        let mut response = problem(self.status(), self.detail(), dpop_error);
         let headers = response.headers_mut();
         match self {
             ApiError::Unauthorized { token_sent } => {
@@ -211,32 +230,18 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after_secs } | ApiError::Busy { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
-            ApiError::DpopUnauthorized(challenge) => {
-                let error = match &challenge {
-                    DpopChallenge::InvalidToken => r#"DPoP error="invalid_token""#,
-                    DpopChallenge::InvalidProof => r#"DPoP error="invalid_dpop_proof""#,
-                    DpopChallenge::UseNonce(_) => r#"DPoP error="use_dpop_nonce""#,
-                };
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(error));
-                if let DpopChallenge::UseNonce(nonce) = challenge {
-                    insert_nonce(headers, &nonce);
-                }
-            }
-            // A sign-in's own: no token was sent, so this tells the client why (RFC 9449 §5).
-            ApiError::DpopProofRefused => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"DPoP error="invalid_dpop_proof""#),
-                );
-            }
-            ApiError::DpopNonce(nonce) => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"DPoP error="use_dpop_nonce""#),
-                );
+            ApiError::DpopUnauthorized(DpopChallenge::UseNonce(nonce))
+            | ApiError::DpopNonce(nonce) => {
                 insert_nonce(headers, &nonce);
             }
             _ => {}
+        }
+        // A sign-in's refusal too: no token was sent, but this tells the client why (RFC 9449
+        // §5).
+        if let Some(error) = dpop_error {
+            if let Ok(challenge) = HeaderValue::from_str(&format!(r#"DPoP error="{error}""#)) {
+                headers.insert(header::WWW_AUTHENTICATE, challenge);
+            }
         }
         response
     }

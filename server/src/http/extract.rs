@@ -132,6 +132,25 @@ impl FromRequestParts<AppState> for DpopProof {
 }
 
 impl DpopProof {
+    /// A sign-in's nonce challenge (400 `use_dpop_nonce`), answered before the sign-in budget
+    /// is spent: it is a step of the protocol, not an attempt, and gets no further.
+    pub fn nonce_challenge(&self, state: &AppState) -> Result<(), ApiError> {
+        let (Some(request), Some(dpop)) = (&self.0, state.tokens.verifier().dpop()) else {
+            return Ok(());
+        };
+        let Ok(proof) = &request.proof else {
+            return Ok(());
+        };
+        if state.config.dpop == DpopMode::Off {
+            return Ok(());
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match dpop.nonce_challenge(proof, now) {
+            Some(nonce) => Err(ApiError::DpopNonce(nonce)),
+            None => Ok(()),
+        }
+    }
+
     /// The key a sign-in binds its session to: none without a proof or where DPoP is off; a
     /// refused proof is a 400.
     pub async fn bind(self, state: &AppState) -> Result<Option<String>, ApiError> {

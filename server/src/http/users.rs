@@ -101,6 +101,7 @@ pub async fn register(
         return Err(ApiError::BadRequest("An email address is required.".into()));
     }
     let fingerprint = checked_fingerprint(request.fingerprint)?;
+    proof.nonce_challenge(&state)?;
     let refused = Event::new("register", "rate_limited");
     rate_limit(
         &state,

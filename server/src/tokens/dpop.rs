@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::rand;
-use time::OffsetDateTime;
 use tollgate_verify::dpop::{Dpop, DpopPolicy, Nonces, Replays};
 use tollgate_verify::{BoxFuture, Cause};
 
@@ -19,15 +18,22 @@ const NONCE_PERIOD: Duration = Duration::from_secs(300);
 /// The name of the nonce key among the store's shared secrets.
 const NONCE_SECRET: &str = "dpop_nonce";
 
+/// How much longer than its own clock says a proof is remembered in the shared store: another
+/// instance's clock may be behind and still accept it.
+const CLOCK_MARGIN_SECS: i64 = 60;
+
 /// Proofs used once across every instance on the store.
 struct StoreReplays(Arc<dyn Store>);
 
 impl Replays for StoreReplays {
-    fn first_use(&self, key: [u8; 32], forget_at: i64) -> BoxFuture<'_, Result<bool, Cause>> {
-        Box::pin(async move {
-            let now = OffsetDateTime::now_utc().unix_timestamp();
-            Ok(self.0.first_dpop_use(&key, forget_at, now).await?)
-        })
+    fn first_use(
+        &self,
+        key: [u8; 32],
+        forget_at: i64,
+        now: i64,
+    ) -> BoxFuture<'_, Result<bool, Cause>> {
+        let forget_at = forget_at.saturating_add(CLOCK_MARGIN_SECS);
+        Box::pin(async move { Ok(self.0.first_dpop_use(&key, forget_at, now).await?) })
     }
 }
 

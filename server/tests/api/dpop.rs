@@ -66,7 +66,8 @@ async fn challenged(response: Response, error: &str) {
         response.headers()["www-authenticate"],
         format!(r#"DPoP error="{error}""#).as_str()
     );
-    problem(response, StatusCode::UNAUTHORIZED).await;
+    let body = problem(response, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(body["error"], error, "the body says it too");
 }
 
 #[tokio::test]
@@ -430,6 +431,57 @@ async fn server_nonces_are_asked_for_and_a_proof_with_one_is_accepted() {
         refresh(&app, &refresh_token, Some(&proof)).await.status(),
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn a_nonce_challenge_at_sign_in_spends_none_of_the_sign_in_budget() {
+    let app = spawn_app_with(&[
+        "--dpop-nonce",
+        "true",
+        "--login-rate",
+        "2/1m",
+        "--signup",
+        "open",
+    ])
+    .await;
+    let key = DpopKey::es256();
+    let with_nonce = |url: &str, nonce: &str| {
+        let mut claims = DpopKey::claims("POST", url);
+        claims["nonce"] = nonce.into();
+        key.sign(&key.header(), &claims)
+    };
+    let register = |proof: String| {
+        app.client
+            .post(app.url("/api/register"))
+            .header("dpop", proof)
+            .json(
+                &json!({ "username": "newcomer", "password": "a long new passphrase",
+                "email": "newcomer@example.com" }),
+            )
+            .send()
+    };
+    // More challenges than the budget holds, at login and at registration.
+    let login_url = app.url("/api/login");
+    let register_url = app.url("/api/register");
+    let mut nonce = String::new();
+    for _ in 0..3 {
+        let response = login(&app, Some(&key.proof("POST", &login_url))).await;
+        nonce = response.headers()["dpop-nonce"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = problem(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(body["error"], "use_dpop_nonce");
+        let response = register(key.proof("POST", &register_url)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+    let response = login(&app, Some(&with_nonce(&login_url, &nonce))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = register(with_nonce(&register_url, &nonce)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // The budget still counts real attempts.
+    let response = login(&app, Some(&with_nonce(&login_url, &nonce))).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// What a proxy in front says the client called.
