@@ -419,6 +419,12 @@ pub trait Replays: Send + Sync {
     ) -> BoxFuture<'_, Result<bool, Cause>>;
 }
 
+impl std::fmt::Debug for dyn Replays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Replays")
+    }
+}
+
 impl Replays for ReplayCache {
     fn first_use(
         &self,
@@ -634,47 +640,58 @@ impl Dpop {
     }
 }
 
+/// A client's ES256 key that signs proofs, for this crate's tests.
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
-mod tests {
-    use super::*;
-
-    use aws_lc_rs::signature::{
-        EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
-    };
+#[allow(clippy::unwrap_used)]
+pub(crate) mod test_key {
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
     use serde_json::{json, Value};
 
-    const NOW: i64 = 1_800_000_000;
-    const URL: &str = "https://api.example.com/api/job-list";
+    use super::PROOF_TYP;
 
-    fn b64(value: &Value) -> String {
+    pub fn b64(value: &Value) -> String {
         URL_SAFE_NO_PAD.encode(value.to_string())
     }
 
-    struct Key(EcdsaKeyPair);
+    pub struct Key(EcdsaKeyPair);
 
     impl Key {
-        fn new() -> Key {
+        pub fn new() -> Key {
             Key(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap())
         }
 
-        fn jwk(&self) -> Value {
+        pub fn jwk(&self) -> Value {
             let point = self.0.public_key().as_ref();
             json!({ "crv": "P-256", "kty": "EC",
                 "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..]) })
         }
 
-        fn header(&self) -> Value {
+        pub fn header(&self) -> Value {
             json!({ "typ": PROOF_TYP, "alg": "ES256", "jwk": self.jwk() })
         }
 
-        fn sign(&self, header: &Value, claims: &Value) -> String {
+        pub fn sign(&self, header: &Value, claims: &Value) -> String {
             let input = format!("{}.{}", b64(header), b64(claims));
             let rng = aws_lc_rs::rand::SystemRandom::new();
             let signature = self.0.sign(&rng, input.as_bytes()).unwrap();
             format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
         }
     }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::test_key::{b64, Key};
+    use super::*;
+
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use serde_json::{json, Value};
+
+    const NOW: i64 = 1_800_000_000;
+    const URL: &str = "https://api.example.com/api/job-list";
 
     fn claims() -> Value {
         json!({ "jti": "one", "htm": "GET", "htu": URL, "iat": NOW, "ath": token_hash("token") })

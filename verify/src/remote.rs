@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::check::{Keys, LeewayTooLong, Policy};
-use crate::dpop::{Dpop, DpopPolicy};
+use crate::dpop::{Dpop, DpopPolicy, Replays};
 use crate::verifier::{BoxFuture, Cause, KeySource, Verifier};
 use crate::FEED_PAGE;
 
@@ -56,6 +56,10 @@ pub struct RemoteConfig {
     /// Refuse tokens that are not bound to a DPoP key (default: bound tokens need their proof,
     /// unbound ones are accepted as bearer tokens).
     pub dpop_required: bool,
+    /// Where used DPoP proofs are remembered: this process by default. Instances of one API
+    /// should share a store (Redis, a database), so that a proof used at one is a replay at
+    /// the others.
+    pub dpop_replays: Option<Arc<dyn Replays>>,
 }
 
 impl RemoteConfig {
@@ -73,13 +77,17 @@ impl RemoteConfig {
             request_timeout: Duration::from_secs(5),
             dpop_origin: None,
             dpop_required: false,
+            dpop_replays: None,
         }
     }
 }
 
-/// DPoP proofs as Tollgate checks them (ES256 or EdDSA, 60 s), replays remembered here.
+/// DPoP proofs as Tollgate checks them (ES256 or EdDSA, 60 s).
 fn dpop(config: &RemoteConfig) -> Dpop {
     let mut dpop = Dpop::new(DpopPolicy::default());
+    if let Some(replays) = &config.dpop_replays {
+        dpop = dpop.with_replays(replays.clone());
+    }
     if let Some(origin) = &config.dpop_origin {
         dpop = dpop.with_origin(origin);
     }
@@ -307,6 +315,8 @@ async fn follow(verifier: Weak<Verifier>, jwks: Arc<Jwks>, mut feed: Feed, confi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dpop::test_key::Key;
+    use crate::dpop::{DpopError, ProofRejection, ProofTarget, ReplayCache};
 
     fn cache_control(value: &str) -> Duration {
         let mut headers = http::HeaderMap::new();
@@ -329,5 +339,28 @@ mod tests {
         );
         assert_eq!(cache_control("public"), DEFAULT_KEYS_MAX_AGE);
         assert_eq!(max_age(&http::HeaderMap::new()), DEFAULT_KEYS_MAX_AGE);
+    }
+
+    #[tokio::test]
+    async fn instances_given_one_replay_store_see_each_others_proofs() {
+        let shared: Arc<dyn Replays> = Arc::new(ReplayCache::new(16));
+        let mut config = RemoteConfig::new("http://tollgate.test");
+        config.dpop_replays = Some(shared);
+        let (one, two) = (dpop(&config), dpop(&config));
+        let key = Key::new();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let uri = "http://api.test/me";
+        let claims = serde_json::json!({ "jti": "once", "htm": "GET", "htu": uri, "iat": now });
+        let proof = key.sign(&key.header(), &claims);
+        let target = ProofTarget {
+            method: "GET",
+            uri,
+            access_token: None,
+        };
+        assert!(one.check(&proof, &target, now).await.is_ok());
+        assert!(matches!(
+            two.check(&proof, &target, now).await,
+            Err(DpopError::Rejected(ProofRejection::Replayed))
+        ));
     }
 }

@@ -35,6 +35,21 @@ export interface DpopOptions {
   origin?: string;
   /** Refuse tokens that are not bound to a key (default: accept them as bearer tokens). */
   required?: boolean;
+  /**
+   * Where used proofs are remembered: this process by default; a store every instance of the
+   * API shares (Redis, a database) so that a proof used at one is a replay at the others.
+   */
+  replays?: Replays;
+}
+
+/** Remembers the proofs already used, so that each is used once. */
+export interface Replays {
+  /**
+   * Whether `key` is used for the first time at `now`, remembering it until `forgetAt` (Unix
+   * seconds). A store shared by instances should keep it longer by as much as their clocks may
+   * differ. What it throws answers 503, never 401.
+   */
+  firstUse(key: string, forgetAt: number, now: number): boolean | Promise<boolean>;
 }
 
 /** The request a proof must be for. */
@@ -77,10 +92,7 @@ export class DpopChecker {
   private readonly maxAgeSeconds: number;
   /** How far ahead of our clock a proof may be: devices' clocks are often off by seconds. */
   private readonly leewaySeconds = 60;
-  private readonly seen = new Map<string, number>();
-  /** The keys in the order they came, to forget them as their time passes. */
-  private readonly order: [string, number][] = [];
-  private orderStart = 0;
+  private readonly replays: Replays;
 
   constructor(options: DpopOptions = {}) {
     this.algorithms = options.algorithms ?? ['ES256', 'EdDSA'];
@@ -90,6 +102,7 @@ export class DpopChecker {
     this.maxAgeSeconds = options.maxAgeSeconds ?? 60;
     this.origin = options.origin?.replace(/\/+$/, '');
     this.required = options.required ?? false;
+    this.replays = options.replays ?? new ReplayCache();
   }
 
   /** The thumbprint of the key of a valid proof for `target`; throws `ProofRejected`. */
@@ -136,22 +149,40 @@ export class DpopChecker {
       throw new ProofRejected('wrong access token hash (ath)');
     }
     const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+    // A jti is only unique for its key; hashed, so that what is stored has one size.
+    const key = createHash('sha256').update(`${jkt}.${jti}`).digest('base64url');
     // Remembered until the proof is stale: from then on its age refuses it.
-    this.firstUse(`${jkt}.${jti}`, (iat as number) + this.maxAgeSeconds + 1, now);
+    const forgetAt = (iat as number) + this.maxAgeSeconds + 1;
+    if (!(await this.replays.firstUse(key, forgetAt, now))) {
+      throw new ProofRejected('proof replayed (jti)');
+    }
     return jkt;
   }
+}
 
-  /** Remembers a proof until `forgetAt`; a second use meanwhile is a replay. */
-  private firstUse(id: string, forgetAt: number, now: number): void {
+/** The proofs used within their window, in this process; when full, new ones get 503. */
+export class ReplayCache implements Replays {
+  private readonly seen = new Map<string, number>();
+  /** The keys in the order they came, to forget them as their time passes. */
+  private readonly order: [string, number][] = [];
+  private orderStart = 0;
+
+  constructor(private readonly capacity = REPLAY_CAPACITY) {}
+
+  firstUse(key: string, forgetAt: number, now: number): boolean {
     this.forgetExpired(now);
-    const key = createHash('sha256').update(id).digest('base64url');
     const known = this.seen.get(key);
-    if (known !== undefined && known > now) throw new ProofRejected('proof replayed (jti)');
-    if (this.seen.size >= REPLAY_CAPACITY) {
-      throw new Unavailable('too many DPoP proofs in the window to remember another');
+    if (known !== undefined && known > now) return false;
+    if (this.seen.size >= this.capacity) {
+      // Some may have expired behind a later one (a proof from the future): look at all.
+      for (const [seenKey, until] of this.seen) if (until <= now) this.seen.delete(seenKey);
+      if (this.seen.size >= this.capacity) {
+        throw new Unavailable('too many DPoP proofs in the window to remember another');
+      }
     }
     this.seen.set(key, forgetAt);
     this.order.push([key, forgetAt]);
+    return true;
   }
 
   /** Forgetting times nearly follow arrival, so what has expired is at the front. */

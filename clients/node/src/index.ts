@@ -2,9 +2,11 @@ export {
   DpopChecker,
   normalizedUri,
   ProofRejected,
+  ReplayCache,
   tokenHash,
   type DpopOptions,
   type ProofTarget,
+  type Replays,
 } from './dpop.js';
 export { TokenRejected, Unavailable } from './errors.js';
 export { accessToken, bearerToken, tollgate, type AuthenticatedRequest, type TollgateMiddleware } from './express.js';

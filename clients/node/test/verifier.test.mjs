@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 
-import { DpopChecker, ProofRejected, TollgateVerifier, TokenRejected, Unavailable, tokenHash, tollgate } from '../dist/index.js';
+import { DpopChecker, ProofRejected, ReplayCache, TollgateVerifier, TokenRejected, Unavailable, tokenHash, tollgate } from '../dist/index.js';
 import { maxAgeMs } from '../dist/keys.js';
 
 const quiet = { warn() {}, info() {} };
@@ -336,4 +336,32 @@ test('a proof is remembered until it is stale, and held to an exp or nbf it carr
   await checker.check(await proof('expiring', { exp: iat - 59 }), target, iat);
   await assert.rejects(checker.check(await proof('early', { nbf: iat + 61 }), target, iat), claimsRefused);
   await checker.check(await proof('soon', { nbf: iat + 59 }), target, iat);
+});
+
+test('a shared replay store makes a proof used at one instance a replay at the others', async () => {
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwk = await exportJWK(publicKey);
+  const target = { method: 'GET', uri: 'https://api.test/api/hello' };
+  const proof = (jti, iat) =>
+    new SignJWT({ jti, htm: 'GET', htu: target.uri, iat })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
+      .sign(privateKey);
+  const iat = 1_800_000_000;
+  const shared = new ReplayCache();
+  const [one, two] = [new DpopChecker({ replays: shared }), new DpopChecker({ replays: shared })];
+  const used = await proof('once', iat);
+  await one.check(used, target, iat);
+  await assert.rejects(two.check(used, target, iat), (error) => error instanceof ProofRejected);
+
+  // A store that fails is not a refusal: the middleware answers 503.
+  const down = new DpopChecker({ replays: { firstUse: async () => { throw new Error('store down'); } } });
+  await assert.rejects(down.check(await proof('any', iat), target, iat), (error) => !(error instanceof ProofRejected));
+
+  // Ten proofs a second for two and a half minutes fit in 700 places: each is kept only until stale.
+  const small = new DpopChecker({ replays: new ReplayCache(700) });
+  for (let second = 0; second < 150; second += 1) {
+    for (let n = 0; n < 10; n += 1) {
+      await small.check(await proof(`${second}-${n}`, iat + second), target, iat + second);
+    }
+  }
 });
