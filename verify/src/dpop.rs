@@ -7,7 +7,7 @@
 //! replay ([`Replays`]; [`ReplayCache`] remembers them in one process), and server nonces
 //! ([`Nonces`]) when they are asked for.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use crate::verifier::{BoxFuture, Cause};
 pub const PROOF_TYP: &str = "dpop+jwt";
 /// Longer proofs are refused before any parsing (an RSA 4096 key makes one of about 2 KiB).
 pub const MAX_PROOF_LEN: usize = 4 * 1024;
-/// The longest `jti` kept: the replay caches store every one for the window.
+/// The longest `jti` accepted (the replay caches keep a hash of it, whatever its length).
 const MAX_JTI_LEN: usize = 256;
 /// Members that only a private or symmetric key has: a proof carrying one is refused.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -73,7 +73,8 @@ pub struct DpopPolicy {
     /// How old a proof's `iat` may be.
     max_age: Duration,
     /// How far ahead of our clock a proof's `iat` may be: devices' clocks are often off by
-    /// seconds, and a sign-in refused for it would be a sign-in that worked without DPoP.
+    /// seconds, and a sign-in refused for it would be a sign-in that worked without DPoP. An
+    /// `exp` or `nbf` the proof carries gets the same leeway.
     leeway: Duration,
 }
 
@@ -311,8 +312,8 @@ pub fn normalized_uri(uri: &str) -> Option<String> {
 }
 
 /// The `jti`s of the proofs accepted within the window, in this process: a second use is a
-/// replay. Entries go as their time passes, oldest first, so memory follows the rate of proofs
-/// over the last few minutes; when that many are live, new proofs are refused rather than some
+/// replay. Each is forgotten once its time has passed, so memory follows the rate of proofs over
+/// the last minute or two; when that many are live, new proofs are refused rather than some
 /// forgotten.
 pub struct ReplayCache {
     capacity: usize,
@@ -321,12 +322,15 @@ pub struct ReplayCache {
 
 #[derive(Default)]
 struct Seen {
-    /// Keyed by the first half of the replay key: 128 bits keep collisions out of reach, and
-    /// one would refuse a proof, never accept one.
-    until: HashMap<[u8; 16], i64>,
-    /// In the order they came; forgetting times nearly follow it (a proof is at most a minute
-    /// ahead), so expired entries are found at the front.
-    order: std::collections::VecDeque<([u8; 16], i64)>,
+    /// The first half of each replay key: 128 bits keep collisions out of reach, and one would
+    /// refuse a proof, never accept one.
+    keys: HashSet<[u8; 16]>,
+    /// The same keys by the second they are forgotten at: proofs dated up to a minute ahead
+    /// make those times differ from the order of arrival.
+    by_time: BTreeMap<i64, Vec<[u8; 16]>>,
+    /// The latest time anything was forgotten at. A request whose clock was read earlier may
+    /// come after it: a key due to be forgotten by then cannot be told from a forgotten one.
+    forgotten_until: i64,
 }
 
 /// The replay cache is full of proofs still in their window: answer 503, try again shortly.
@@ -339,7 +343,10 @@ impl ReplayCache {
     pub fn new(capacity: usize) -> ReplayCache {
         ReplayCache {
             capacity,
-            seen: Mutex::new(Seen::default()),
+            seen: Mutex::new(Seen {
+                forgotten_until: i64::MIN,
+                ..Seen::default()
+            }),
         }
     }
 
@@ -354,28 +361,24 @@ impl ReplayCache {
         half.copy_from_slice(&key[..16]);
         let key = half;
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(&(oldest, until)) = seen.order.front() {
-            if until > now {
+        let seen = &mut *seen;
+        seen.forgotten_until = seen.forgotten_until.max(now);
+        while let Some(entry) = seen.by_time.first_entry() {
+            if *entry.key() > seen.forgotten_until {
                 break;
             }
-            seen.order.pop_front();
-            // Only if it was not remembered again since.
-            if seen.until.get(&oldest) == Some(&until) {
-                seen.until.remove(&oldest);
+            for expired in entry.remove() {
+                seen.keys.remove(&expired);
             }
         }
-        if seen.until.get(&key).is_some_and(|&until| until > now) {
+        if forget_at <= seen.forgotten_until || seen.keys.contains(&key) {
             return Ok(false);
         }
-        if seen.until.len() >= self.capacity {
-            // Some may have expired behind a later one (a proof from the future): look at all.
-            seen.until.retain(|_, until| *until > now);
-            if seen.until.len() >= self.capacity {
-                return Err(ReplayCacheFull);
-            }
+        if seen.keys.len() >= self.capacity {
+            return Err(ReplayCacheFull);
         }
-        seen.until.insert(key, forget_at);
-        seen.order.push_back((key, forget_at));
+        seen.keys.insert(key);
+        seen.by_time.entry(forget_at).or_default().push(key);
         Ok(true)
     }
 
@@ -384,7 +387,7 @@ impl ReplayCache {
         self.seen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .until
+            .keys
             .len()
     }
 
@@ -393,8 +396,9 @@ impl ReplayCache {
     }
 }
 
-/// One key per (key, `jti`): a `jti` is only unique for its key. SHA-256, so that the stored
-/// size does not depend on what the client sent.
+/// One key per (key, `jti`): a `jti` is only unique for its key. The SHA-256 of
+/// `{jkt}.{jti}`, so that the stored size does not depend on what the client sent (the Node.js
+/// package passes the same hash, in base64url, so one store can serve both).
 pub fn replay_key(proof: &Proof) -> [u8; 32] {
     let mut context = digest::Context::new(&digest::SHA256);
     context.update(proof.jkt.as_bytes());
@@ -408,9 +412,12 @@ pub fn replay_key(proof: &Proof) -> [u8; 32] {
 /// Where the `jti`s of accepted proofs are remembered: one process ([`ReplayCache`]), or a
 /// store shared by every instance.
 pub trait Replays: Send + Sync {
-    /// Whether `key` (a [`replay_key`]) is used for the first time at `now`; remembers it
-    /// until `forget_at` (Unix seconds, by the caller's clock). A store shared by instances
-    /// should keep it longer by as much as their clocks may differ.
+    /// Whether `key` (a [`replay_key`]) is used for the first time at `now`, remembering it
+    /// until `forget_at`: the second from which the proof is stale (its `iat` plus the
+    /// policy's `max_age`, plus one), in Unix seconds. Telling and remembering must be one
+    /// atomic step (`SET NX` in Redis, `INSERT … ON CONFLICT` in SQL). A store shared by
+    /// instances should keep the key longer by as much as their clocks may differ: an
+    /// instance whose clock is behind accepts the proof for that much longer.
     fn first_use(
         &self,
         key: [u8; 32],
@@ -515,9 +522,10 @@ pub struct Dpop {
     origin: Option<String>,
 }
 
-/// Proofs remembered by one process at once: about 76 bytes each (measured), so at most about
-/// 75 MiB. Each is remembered for about a minute (until it is stale), so this is reached by more
-/// than about 16,000 proofs a second, sustained: then new ones get 503.
+/// Proofs remembered by one process at once: about 50 bytes each (measured), so at most about
+/// 50 MiB. Each is remembered for about a minute (until it is stale), so this is reached by more
+/// than about 16,000 proofs a second, sustained (half that if all are dated a minute ahead):
+/// then new ones get 503.
 const REPLAY_CACHE_CAPACITY: usize = 1_000_000;
 
 impl Dpop {
@@ -588,6 +596,9 @@ impl Dpop {
             nonce: Option<String>,
         }
         let nonces = self.nonces.as_ref()?;
+        if proof.len() > MAX_PROOF_LEN {
+            return None;
+        }
         let claims: NonceClaim = proof
             .split('.')
             .nth(1)
@@ -891,7 +902,8 @@ mod tests {
     #[tokio::test]
     async fn a_proof_is_a_replay_until_it_is_stale_and_no_longer() {
         let key = Key::new();
-        let dpop = Dpop::new(DpopPolicy::default());
+        let cache = Arc::new(ReplayCache::new(100));
+        let dpop = Dpop::new(DpopPolicy::default()).with_replays(cache.clone());
         let proof = proof_at(&key, "once", NOW);
         assert!(dpop.check(&proof, &target(), NOW).await.is_ok());
         assert!(matches!(
@@ -902,11 +914,15 @@ mod tests {
             dpop.check(&proof, &target(), NOW + 61).await,
             Err(DpopError::Rejected(ProofRejection::Stale))
         ));
+        // Stale, it is no longer remembered: the next proof finds it forgotten.
+        let next = proof_at(&key, "next", NOW + 61);
+        assert!(dpop.check(&next, &target(), NOW + 61).await.is_ok());
+        assert_eq!(cache.len(), 1);
         // A proof from the future is remembered until it is stale by its own `iat`.
-        let ahead = proof_at(&key, "ahead", NOW + 60);
-        assert!(dpop.check(&ahead, &target(), NOW).await.is_ok());
+        let ahead = proof_at(&key, "ahead", NOW + 121);
+        assert!(dpop.check(&ahead, &target(), NOW + 61).await.is_ok());
         assert!(matches!(
-            dpop.check(&ahead, &target(), NOW + 120).await,
+            dpop.check(&ahead, &target(), NOW + 181).await,
             Err(DpopError::Rejected(ProofRejection::Replayed))
         ));
     }
@@ -929,8 +945,8 @@ mod tests {
         assert!(cache.len() <= 620, "{}", cache.len());
     }
 
-    #[test]
-    fn a_nonce_challenge_reads_the_claims_before_any_other_check() {
+    #[tokio::test]
+    async fn a_nonce_challenge_reads_the_claims_before_any_other_check() {
         let key = Key::new();
         let without = Dpop::new(DpopPolicy::default());
         let proof = proof_at(&key, "one", NOW);
@@ -956,6 +972,29 @@ mod tests {
         );
         // Unreadable claims are for the full check to refuse as malformed.
         assert_eq!(dpop.nonce_challenge("not a proof", NOW), None);
+        // Nor are oversized ones read at all.
+        let oversized = format!("{proof}{}", "A".repeat(MAX_PROOF_LEN));
+        assert_eq!(dpop.nonce_challenge(&oversized, NOW), None);
+        // The signature is not looked at: a forged proof gets a nonce (anyone may), and one
+        // carrying the nonce is then refused by the full check.
+        let forged = |claims: &Value| {
+            let mut proof = key.sign(&key.header(), claims).into_bytes();
+            let middle = proof.len() - 20;
+            proof[middle] = if proof[middle] == b'A' { b'B' } else { b'A' };
+            String::from_utf8(proof).unwrap()
+        };
+        assert_eq!(
+            dpop.nonce_challenge(&forged(&claims()), NOW),
+            Some(nonce.clone())
+        );
+        let mut with_nonce = claims();
+        with_nonce["nonce"] = nonce.clone().into();
+        let forged = forged(&with_nonce);
+        assert_eq!(dpop.nonce_challenge(&forged, NOW), None);
+        assert!(matches!(
+            dpop.check(&forged, &target(), NOW).await,
+            Err(DpopError::Rejected(ProofRejection::BadSignature))
+        ));
     }
 
     #[tokio::test]
@@ -1079,5 +1118,23 @@ mod tests {
         assert!(cache.first_use_at([3; 32], 500, 300).unwrap());
         assert_eq!(cache.len(), 1);
         assert!(!cache.first_use_at([3; 32], 500, 400).unwrap());
+    }
+
+    #[test]
+    fn the_replay_cache_forgets_by_time_whatever_the_order_of_arrival() {
+        let cache = ReplayCache::new(10);
+        // A proof dated ahead comes first, and is forgotten last.
+        assert!(cache.first_use_at([1; 32], 220, 100).unwrap());
+        assert!(cache.first_use_at([2; 32], 160, 100).unwrap());
+        assert!(cache.first_use_at([3; 32], 400, 161).unwrap());
+        assert_eq!(
+            cache.len(),
+            2,
+            "the second key is gone, though the first is not"
+        );
+        // A check whose clock was read before that comes too late to tell: refused.
+        assert!(!cache.first_use_at([2; 32], 160, 159).unwrap());
+        assert!(!cache.first_use_at([4; 32], 161, 160).unwrap());
+        assert!(cache.first_use_at([1; 32], 500, 220).unwrap());
     }
 }

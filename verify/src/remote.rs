@@ -24,8 +24,10 @@ const KEYS_MAX_AGE_RANGE: (Duration, Duration) =
 /// How long past a token lifetime a revocation is kept: clocks differ a little.
 const CLOCK_MARGIN: Duration = Duration::from_secs(60);
 
-/// Where Tollgate is and what its tokens say.
+/// Where Tollgate is and what its tokens say: start from [`RemoteConfig::new`] and set what
+/// differs (settings may be added, so it cannot be written out whole).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RemoteConfig {
     /// Tollgate's base URL, e.g. `https://auth.example.com`.
     pub base_url: String,

@@ -304,6 +304,7 @@ async fn a_proof_names_the_whole_path_under_a_nested_router() {
         assert_eq!(ok, (StatusCode::OK, String::new()));
         let inner = key.proof_at(&token, "http://api.test/me");
         let refused = send_to(app, "/v1/me", &[("authorization", &dpop), ("dpop", &inner)]).await;
-        assert_eq!(refused.0, StatusCode::UNAUTHORIZED);
+        let invalid_proof = r#"DPoP error="invalid_dpop_proof""#.to_owned();
+        assert_eq!(refused, (StatusCode::UNAUTHORIZED, invalid_proof));
     }
 }

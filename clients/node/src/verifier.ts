@@ -81,7 +81,7 @@ export class TollgateVerifier {
   private readonly verified = new Map<string, AccessClaims>();
   private readonly options: Required<Omit<TollgateOptions, 'maxRevocationStalenessMs' | 'dpop'>> &
     Pick<TollgateOptions, 'maxRevocationStalenessMs'>;
-  /** Checks the proofs of tokens bound to a key, with its own replay cache. */
+  /** Checks the proofs of tokens bound to a key, remembering used ones in `dpop.replays`. */
   readonly dpop: DpopChecker;
   private longestLifetimeMs = 0;
   private timer: NodeJS.Timeout | null = null;

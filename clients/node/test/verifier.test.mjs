@@ -314,8 +314,9 @@ test('a token bound to a DPoP key passes only as DPoP with a proof by that key',
   middleware.verifier.close();
 });
 
-test('a proof is remembered until it is stale, and held to an exp or nbf it carries', async () => {
-  const checker = new DpopChecker();
+test('a proof is remembered until it is stale and no longer, and held to an exp or nbf it carries', async () => {
+  const cache = new ReplayCache();
+  const checker = new DpopChecker({ replays: cache });
   const { publicKey, privateKey } = await generateKeyPair('ES256');
   const jwk = await exportJWK(publicKey);
   const iat = 1_800_000_000;
@@ -327,15 +328,35 @@ test('a proof is remembered until it is stale, and held to an exp or nbf it carr
   const refusal = (reason) => (error) => error instanceof ProofRejected && error.reason === reason;
   const once = await proof('once');
   await checker.check(once, target, iat);
-  // The last second the proof is fresh, it is still a replay; the next, it is stale.
+  // The last second the proof is fresh, it is still a replay; the next, it is stale and gone.
   await assert.rejects(checker.check(once, target, iat + 60), refusal('proof replayed (jti)'));
   await assert.rejects(checker.check(once, target, iat + 61), refusal('stale iat'));
+  await checker.check(await proof('next', { iat: iat + 61 }), target, iat + 61);
+  assert.equal(cache.size, 1);
 
   const claimsRefused = refusal('bad proof key, signature or claims');
-  await assert.rejects(checker.check(await proof('expired', { exp: iat - 61 }), target, iat), claimsRefused);
-  await checker.check(await proof('expiring', { exp: iat - 59 }), target, iat);
-  await assert.rejects(checker.check(await proof('early', { nbf: iat + 61 }), target, iat), claimsRefused);
-  await checker.check(await proof('soon', { nbf: iat + 59 }), target, iat);
+  const fresh = new DpopChecker();
+  await assert.rejects(fresh.check(await proof('expired', { exp: iat - 60 }), target, iat), claimsRefused);
+  await fresh.check(await proof('expiring', { exp: iat - 59 }), target, iat);
+  await assert.rejects(fresh.check(await proof('early', { nbf: iat + 61 }), target, iat), claimsRefused);
+  await fresh.check(await proof('soon', { nbf: iat + 60 }), target, iat);
+});
+
+test('the replay cache forgets by time whatever the order of arrival', () => {
+  const cache = new ReplayCache(10);
+  // A proof dated ahead comes first, and is forgotten last.
+  assert.equal(cache.firstUse('ahead', 220, 100), true);
+  assert.equal(cache.firstUse('now', 160, 100), true);
+  assert.equal(cache.firstUse('later', 400, 161), true);
+  assert.equal(cache.size, 2, 'the second key is gone, though the first is not');
+  // A check whose clock was read before that comes too late to tell: refused.
+  assert.equal(cache.firstUse('now', 160, 159.5), false);
+  assert.equal(cache.firstUse('other', 161, 160), false);
+  assert.equal(cache.firstUse('ahead', 500, 220), true);
+  const full = new ReplayCache(1);
+  full.firstUse('one', 200, 100);
+  assert.throws(() => full.firstUse('two', 200, 150), Unavailable);
+  assert.equal(full.firstUse('two', 300, 200), true);
 });
 
 test('a shared replay store makes a proof used at one instance a replay at the others', async () => {
@@ -351,17 +372,42 @@ test('a shared replay store makes a proof used at one instance a replay at the o
   const [one, two] = [new DpopChecker({ replays: shared }), new DpopChecker({ replays: shared })];
   const used = await proof('once', iat);
   await one.check(used, target, iat);
-  await assert.rejects(two.check(used, target, iat), (error) => error instanceof ProofRejected);
+  await assert.rejects(
+    two.check(used, target, iat),
+    (error) => error instanceof ProofRejected && error.reason === 'proof replayed (jti)',
+  );
 
-  // A store that fails is not a refusal: the middleware answers 503.
-  const down = new DpopChecker({ replays: { firstUse: async () => { throw new Error('store down'); } } });
-  await assert.rejects(down.check(await proof('any', iat), target, iat), (error) => !(error instanceof ProofRejected));
-
-  // Ten proofs a second for two and a half minutes fit in 700 places: each is kept only until stale.
+  // Ten proofs a second for two and a half minutes fit in 700 places: each is kept only until
+  // it is stale.
   const small = new DpopChecker({ replays: new ReplayCache(700) });
   for (let second = 0; second < 150; second += 1) {
     for (let n = 0; n < 10; n += 1) {
       await small.check(await proof(`${second}-${n}`, iat + second), target, iat + second);
     }
   }
+});
+
+test('a replay store that fails answers 503, not 401', async () => {
+  const failing = { firstUse: async () => { throw new Error('store down'); } };
+  const middleware = tollgate(await ready({ dpop: { replays: failing } }));
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwk = await exportJWK(publicKey);
+  const token = await sign(claims({ cnf: { jkt: await calculateJwkThumbprint(jwk, 'sha256') } }));
+  const proof = await new SignJWT({ jti: randomUUID(), htm: 'GET', htu: 'http://api.test/api/hello',
+    ath: tokenHash(token), iat: Math.floor(Date.now() / 1000) })
+    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
+    .sign(privateKey);
+  const status = await new Promise((resolve) => {
+    const request = {
+      method: 'GET',
+      url: '/api/hello',
+      socket: {},
+      headers: { authorization: `DPoP ${token}`, host: 'api.test' },
+      headersDistinct: { authorization: [`DPoP ${token}`], dpop: [proof] },
+    };
+    const response = { statusCode: 200, setHeader() {}, end: () => resolve(response.statusCode) };
+    middleware(request, response, () => resolve('next'));
+  });
+  assert.equal(status, 503);
+  middleware.verifier.close();
 });

@@ -18,8 +18,8 @@ const NONCE_PERIOD: Duration = Duration::from_secs(300);
 /// The name of the nonce key among the store's shared secrets.
 const NONCE_SECRET: &str = "dpop_nonce";
 
-/// How much longer than its own clock says a proof is remembered in the shared store: another
-/// instance's clock may be behind and still accept it.
+/// How far apart the instances' clocks may be: one whose clock is behind accepts a proof that
+/// much longer than its `iat` says, so the shared store remembers it that much longer.
 const CLOCK_MARGIN_SECS: i64 = 60;
 
 /// Proofs used once across every instance on the store.

@@ -473,7 +473,9 @@ async fn a_nonce_challenge_at_sign_in_spends_none_of_the_sign_in_budget() {
         let body = problem(response, StatusCode::BAD_REQUEST).await;
         assert_eq!(body["error"], "use_dpop_nonce");
         let response = register(key.proof("POST", &register_url)).await.unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.headers().contains_key("dpop-nonce"));
+        let body = problem(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(body["error"], "use_dpop_nonce");
     }
     let response = login(&app, Some(&with_nonce(&login_url, &nonce))).await;
     assert_eq!(response.status(), StatusCode::OK);
