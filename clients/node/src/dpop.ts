@@ -38,6 +38,7 @@ export interface DpopOptions {
   /**
    * Where used proofs are remembered: this process by default; a store every instance of the
    * API shares (Redis, a database) so that a proof used at one is a replay at the others.
+   * Checkers sharing one must have the same `maxAgeSeconds`.
    */
   replays?: Replays;
 }
@@ -104,6 +105,10 @@ export class DpopChecker {
       throw new Error('DPoP algorithms must be asymmetric');
     }
     this.maxAgeSeconds = options.maxAgeSeconds ?? 60;
+    // NaN (an unset environment variable through Number()) would lift the age bound.
+    if (!Number.isFinite(this.maxAgeSeconds) || this.maxAgeSeconds < 0) {
+      throw new Error('DPoP maxAgeSeconds must be a finite number of seconds');
+    }
     this.origin = options.origin?.replace(/\/+$/, '');
     this.required = options.required ?? false;
     this.replays = options.replays ?? new ReplayCache();
@@ -173,10 +178,12 @@ export class ReplayCache implements Replays {
    */
   private readonly bySecond = new Map<number, string[]>();
   /**
-   * The latest time anything was forgotten at. A check whose clock was read earlier may come
-   * after it: a key due to be forgotten by then cannot be told from a forgotten one.
+   * The latest `now` seen: every key due by then is forgotten. A check whose clock was read
+   * earlier may come after it, and a key due by then cannot be told from a forgotten one.
    */
   private forgottenUntil = -Infinity;
+  /** The earliest second a bucket is due at: until then, there is nothing to look at. */
+  private nextDue = Infinity;
 
   constructor(private readonly capacity = REPLAY_CAPACITY) {}
 
@@ -185,26 +192,39 @@ export class ReplayCache implements Replays {
     return this.keys.size;
   }
 
+  /**
+   * Whether `key` is new, remembering it until `forgetAt`. False also for a key due by the
+   * latest `now` seen (it may have been forgotten). Times are Unix seconds.
+   */
   firstUse(key: string, forgetAt: number, now: number): boolean {
+    if (!Number.isFinite(forgetAt) || !Number.isFinite(now)) {
+      throw new TypeError('replay times must be finite numbers of seconds');
+    }
     this.forget(now);
     if (forgetAt <= this.forgottenUntil || this.keys.has(key)) return false;
     if (this.keys.size >= this.capacity) {
       throw new Unavailable('too many DPoP proofs in the window to remember another');
     }
     this.keys.add(key);
+    // Bucketed by the next whole second: kept up to a second longer, never less.
     const second = Math.ceil(forgetAt);
     const bucket = this.bySecond.get(second);
     if (bucket === undefined) this.bySecond.set(second, [key]);
     else bucket.push(key);
+    this.nextDue = Math.min(this.nextDue, second);
     return true;
   }
 
-  /** Forgets every key whose time has come by `now`, or by a later time seen before. */
+  /** Forgets every key due by `now`, or by a later `now` seen before. */
   private forget(now: number): void {
     this.forgottenUntil = Math.max(this.forgottenUntil, now);
-    // A key is kept until the whole second its time falls in has passed.
+    if (this.forgottenUntil < this.nextDue) return;
+    this.nextDue = Infinity;
     for (const [second, keys] of this.bySecond) {
-      if (second > this.forgottenUntil) continue;
+      if (second > this.forgottenUntil) {
+        this.nextDue = Math.min(this.nextDue, second);
+        continue;
+      }
       for (const key of keys) this.keys.delete(key);
       this.bySecond.delete(second);
     }

@@ -333,6 +333,14 @@ test('a proof is remembered until it is stale and no longer, and held to an exp 
   await assert.rejects(checker.check(once, target, iat + 61), refusal('stale iat'));
   await checker.check(await proof('next', { iat: iat + 61 }), target, iat + 61);
   assert.equal(cache.size, 1);
+  // A first use in the proof's last fresh second is accepted, and remembered.
+  const late = new DpopChecker();
+  const last = await proof('last');
+  await late.check(last, target, iat + 60);
+  await assert.rejects(late.check(last, target, iat + 60), refusal('proof replayed (jti)'));
+
+  // A maximum age that is not a number would lift the bound altogether.
+  assert.throws(() => new DpopChecker({ maxAgeSeconds: Number(undefined) }), /maxAgeSeconds/);
 
   const claimsRefused = refusal('bad proof key, signature or claims');
   const fresh = new DpopChecker();
@@ -353,6 +361,12 @@ test('the replay cache forgets by time whatever the order of arrival', () => {
   assert.equal(cache.firstUse('now', 160, 159.5), false);
   assert.equal(cache.firstUse('other', 161, 160), false);
   assert.equal(cache.firstUse('ahead', 500, 220), true);
+  // A fractional time is kept to its whole second, never forgotten before it.
+  const fractional = new ReplayCache();
+  assert.equal(fractional.firstUse('k', 100.5, 50), true);
+  assert.equal(fractional.firstUse('x', 200, 100.2), true);
+  assert.equal(fractional.firstUse('k', 100.5, 100.2), false);
+  assert.throws(() => fractional.firstUse('y', NaN, 100.2), TypeError);
   const full = new ReplayCache(1);
   full.firstUse('one', 200, 100);
   assert.throws(() => full.firstUse('two', 200, 150), Unavailable);
@@ -388,7 +402,8 @@ test('a shared replay store makes a proof used at one instance a replay at the o
 });
 
 test('a replay store that fails answers 503, not 401', async () => {
-  const failing = { firstUse: async () => { throw new Error('store down'); } };
+  let asked = 0;
+  const failing = { firstUse: async () => { asked += 1; throw new Error('store down'); } };
   const middleware = tollgate(await ready({ dpop: { replays: failing } }));
   const { publicKey, privateKey } = await generateKeyPair('ES256');
   const jwk = await exportJWK(publicKey);
@@ -409,5 +424,6 @@ test('a replay store that fails answers 503, not 401', async () => {
     middleware(request, response, () => resolve('next'));
   });
   assert.equal(status, 503);
+  assert.equal(asked, 1);
   middleware.verifier.close();
 });
