@@ -20,7 +20,7 @@ use crate::config::DpopMode;
 use crate::sessions::ProofRequest;
 use crate::tokens::AccessClaims;
 use tollgate_verify::axum::{authenticate, dpop_proof, AuthRejection};
-use tollgate_verify::dpop::{DpopError, ProofRejection};
+use tollgate_verify::dpop::{Dpop, DpopError, ProofRejection};
 
 /// `axum::Json` whose rejections are problem+json (400, 413 or 415).
 #[derive(FromRequest)]
@@ -132,18 +132,27 @@ impl FromRequestParts<AppState> for DpopProof {
 }
 
 impl DpopProof {
+    /// The proof a sign-in sent and the checks to hold it to: none without a proof, or where
+    /// DPoP is off.
+    fn for_sign_in<'a>(&'a self, state: &'a AppState) -> Option<(&'a ProofRequest, &'a Dpop)> {
+        let (Some(request), Some(dpop)) = (&self.0, state.tokens.verifier().dpop()) else {
+            return None;
+        };
+        (state.config.dpop != DpopMode::Off).then_some((request, dpop))
+    }
+
     /// A sign-in's nonce challenge (400 `use_dpop_nonce`), answered before the sign-in budget
     /// is spent: it is a step of the protocol, not an attempt, and gets no further.
     pub fn nonce_challenge(&self, state: &AppState) -> Result<(), ApiError> {
-        let (Some(request), Some(dpop)) = (&self.0, state.tokens.verifier().dpop()) else {
+        let Some((
+            ProofRequest {
+                proof: Ok(proof), ..
+            },
+            dpop,
+        )) = self.for_sign_in(state)
+        else {
             return Ok(());
         };
-        let Ok(proof) = &request.proof else {
-            return Ok(());
-        };
-        if state.config.dpop == DpopMode::Off {
-            return Ok(());
-        }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         match dpop.nonce_challenge(proof, now) {
             Some(nonce) => Err(ApiError::DpopNonce(nonce)),
@@ -153,13 +162,10 @@ impl DpopProof {
 
     /// The key a sign-in binds its session to: none without a proof or where DPoP is off; a
     /// refused proof is a 400.
-    pub async fn bind(self, state: &AppState) -> Result<Option<String>, ApiError> {
-        let (Some(request), Some(dpop)) = (self.0, state.tokens.verifier().dpop()) else {
+    pub async fn bind(&self, state: &AppState) -> Result<Option<String>, ApiError> {
+        let Some((request, dpop)) = self.for_sign_in(state) else {
             return Ok(None);
         };
-        if state.config.dpop == DpopMode::Off {
-            return Ok(None);
-        }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         match request.check(dpop, now).await {
             Ok(proof) => Ok(Some(proof.jkt)),
